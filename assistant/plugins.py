@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import pluggy
 
@@ -32,6 +33,10 @@ class Hookspecs:
     @hookspec
     def register_tools(self, register: Callable[[Tool], None]) -> None:  # type: ignore[empty-body]
         """Call ``register(tool)`` for each tool the plugin provides."""
+
+    @hookspec
+    def register_commands(self, cli: Any) -> None:  # type: ignore[empty-body]
+        """Add click commands or groups to the ``mentorly`` CLI group ``cli``."""
 
 
 def make_plugin_manager(

@@ -86,6 +86,7 @@ class Tool:
     version: str = "0.1.0"
     capability: str | None = None
     plugin: str | None = None
+    extractor: Extractor | None = None
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -124,6 +125,11 @@ class Tool:
         return out if isinstance(out, ToolResult) else ToolResult(data=out)
 
 
+Extractor = Callable[[str, ToolContext], dict[str, Any]]
+"""Deterministic argument filling: (message, context) -> arguments. Raise ``ToolError`` if
+the message lacks what the tool needs; return ``{}`` to let the agent ask the LLM instead."""
+
+
 def _description(fn: Callable[..., Any]) -> str:
     doc = inspect.getdoc(fn) or ""
     return doc.strip() or fn.__name__.replace("_", " ")
@@ -136,6 +142,7 @@ def make_tool(
     examples: list[str] | None = None,
     version: str = "0.1.0",
     capability: str | None = None,
+    extractor: Extractor | None = None,
 ) -> Tool:
     hints = typing.get_type_hints(fn, include_extras=True)
     fields: dict[str, Any] = {}
@@ -156,7 +163,7 @@ def make_tool(
     return Tool(
         name=tool_name, description=_description(fn), fn=fn, args_model=args_model,
         context_param=context_param, examples=list(examples or []), version=version,
-        capability=capability,
+        capability=capability, extractor=extractor,
     )
 
 
@@ -167,13 +174,17 @@ def tool(
     examples: list[str] | None = None,
     version: str = "0.1.0",
     capability: str | None = None,
+    extractor: Extractor | None = None,
 ) -> Any:
     """Decorator: ``@tool`` or ``@tool(examples=[...], version="1.0")``.
 
     ``examples`` are utterances (English and Chinese) that should route to this tool;
-    the router is trained from them.
+    the router is trained from them. ``capability`` names what the tool is for
+    (``image``, ``text``, ``recommend``, ``knowledge``) so benchmarks can map to it.
+    ``extractor`` fills arguments from the user's message without the LLM.
     """
     def wrap(f: Callable[..., Any]) -> Tool:
-        return make_tool(f, name=name, examples=examples, version=version, capability=capability)
+        return make_tool(f, name=name, examples=examples, version=version,
+                         capability=capability, extractor=extractor)
 
     return wrap(fn) if fn is not None else wrap
