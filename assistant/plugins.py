@@ -35,6 +35,19 @@ class Hookspecs:
         """Call ``register(tool)`` for each tool the plugin provides."""
 
     @hookspec
+    def prepare_models(self, settings: Any, progress: bool) -> str | None:  # type: ignore[empty-body]
+        """Build or verify what the plugin needs on disk (called by ``mentorly models prepare``);
+        return a one-line status."""
+
+    @hookspec
+    def list_models(self, settings: Any) -> list[dict[str, Any]]:  # type: ignore[empty-body]
+        """Custom models the plugin manages: dicts with at least ``name`` and ``kind``."""
+
+    @hookspec
+    def delete_model(self, settings: Any, name: str) -> bool:  # type: ignore[empty-body]
+        """Delete the named custom model if the plugin owns it; return whether it did."""
+
+    @hookspec
     def register_commands(self, cli: Any) -> None:  # type: ignore[empty-body]
         """Add click commands or groups to the ``mentorly`` CLI group ``cli``."""
 

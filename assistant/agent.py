@@ -1,0 +1,297 @@
+"""The agent loop: identity → route → arguments → validated tool call → grounded, streamed answer.
+
+``Agent.run`` is a generator of typed events. A turn is stored in one transaction after the
+answer is complete: a consumer that stops early (a client gone mid-stream) leaves nothing
+half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any
+
+from assistant import prompts
+from assistant.config import Settings
+from assistant.errors import InvalidInput, MentorlyError, PayloadTooLarge, ToolError
+from assistant.events import (
+    Done,
+    ErrorEvent,
+    Event,
+    SourcesEvent,
+    StepFinished,
+    StepStarted,
+    TextDelta,
+)
+from assistant.language import detect_language, say
+from assistant.llm.base import ChatBackend, Message, ToolCall, Usage
+from assistant.registry import ToolRegistry
+from assistant.storage import Database
+from assistant.tooling import Source, Tool, ToolContext, ToolResult, Upload
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Plan:
+    """What the turn will do: a tool (with arguments, maybe still to fill) or a direct answer."""
+
+    tool: Tool | None
+    arguments: dict[str, Any] | None
+    route: dict[str, Any]
+
+
+@dataclass
+class StepOutcome:
+    result: ToolResult | None
+    answer_override: str | None = None  # a polite sentence instead of an LLM answer
+    usage: Usage = field(default_factory=Usage)
+
+
+class Agent:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        registry: ToolRegistry,
+        db: Database,
+        backend: Callable[[], ChatBackend],
+        router: Callable[[], Any],
+        executor: ThreadPoolExecutor | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.db = db
+        self._backend = backend
+        self._router = router
+        self._executor = executor or ThreadPoolExecutor(max_workers=4, thread_name_prefix="tool")
+
+    # -- public -------------------------------------------------------------------------
+
+    def run(
+        self,
+        message: str,
+        *,
+        files: Sequence[Upload] = (),
+        user: str | None = None,
+        tenant: str | None = None,
+        conversation_id: str | None = None,
+    ) -> Iterator[Event]:
+        message = self._check_message(message, files)
+        tenant = tenant or self.settings.default_tenant
+        db_user = self.db.ensure_user(tenant, user)
+        conv = self.db.open_conversation(tenant, db_user, conversation_id, title=message[:80])
+        language = detect_language(message)
+        history = self._history(conv.id)
+        context = ToolContext(tenant=tenant, user=db_user.external_id, files=list(files),
+                              settings=self.settings, message=message, language=language)
+        usage = Usage()
+        try:
+            plan = self._plan(message, context, history, usage)
+        except MentorlyError as exc:
+            yield ErrorEvent(message=say("llm_failed", language, reason=exc.message),
+                             error_type=exc.error_type)
+            return
+        outcome = StepOutcome(result=None)
+        if plan.tool is not None:
+            outcome = yield from self._run_step(plan, message, context, history)
+            usage = _add(usage, outcome.usage)
+        sources = outcome.result.sources if outcome.result else []
+        if outcome.answer_override is not None:
+            text = outcome.answer_override
+            yield TextDelta(text)
+        else:
+            messages = prompts.answer_messages(language, history, message, plan.tool,
+                                               outcome.result, sources)
+            text = ""
+            try:
+                for chunk in self._backend().stream(messages, max_tokens=self.settings.llm.max_tokens,
+                                                    temperature=self.settings.llm.temperature):
+                    if chunk.text:
+                        text += chunk.text
+                        yield TextDelta(chunk.text)
+                    if chunk.final is not None:
+                        usage = _add(usage, chunk.final.usage)
+            except MentorlyError as exc:
+                log.warning("answer generation failed: %s", exc)
+                yield ErrorEvent(message=say("llm_failed", language, reason=exc.message),
+                                 error_type=exc.error_type)
+                return
+        source_dicts = [s.to_dict() for s in sources]
+        if source_dicts:
+            yield SourcesEvent(source_dicts)
+        tools_used = [plan.tool.name] if plan.tool is not None else []
+        self._store(conv.id, message, files, plan, outcome, text, source_dicts, usage)
+        yield Done(text=text, tools=tools_used, sources=source_dicts, conversation_id=conv.id,
+                   route=plan.route, model=getattr(self._backend(), "model_name", ""),
+                   usage={"prompt_tokens": usage.prompt_tokens,
+                          "completion_tokens": usage.completion_tokens})
+
+    # -- steps --------------------------------------------------------------------------
+
+    def _check_message(self, message: str, files: Sequence[Upload]) -> str:
+        if not isinstance(message, str):
+            raise InvalidInput("the message must be text")
+        message = message.strip()
+        if not message and not files:
+            raise InvalidInput("the message is empty: type a question or attach an image")
+        limit = self.settings.agent.max_message_chars
+        if len(message) > limit:
+            raise PayloadTooLarge(
+                f"the message has {len(message):,} characters; the limit is {limit:,}")
+        return message
+
+    def _history(self, conversation_id: str) -> list[Message]:
+        turns = self.settings.agent.history_turns
+        if turns == 0:
+            return []
+        rows = self.db.history(conversation_id, limit=turns * 3)
+        return [{"role": m.role, "content": m.content} for m in rows if m.role in ("user", "assistant")]
+
+    def _plan(self, message: str, context: ToolContext, history: list[Message], usage: Usage) -> Plan:
+        has_image = context.image is not None
+        if len(self.registry) == 0:
+            return Plan(None, None, {"tool": None, "confidence": 1.0, "reason": "no tools registered"})
+        if self.settings.llm.tool_calling == "native":
+            native = self._native_plan(message, context, history, usage)
+            if native is not None:
+                return native
+        decision = self._router().route(message, has_image=has_image)
+        route = decision.to_dict()
+        tool = self.registry.get(decision.tool) if decision.tool else None
+        return Plan(tool, None, route)
+
+    def _native_plan(self, message: str, context: ToolContext, history: list[Message],
+                     usage: Usage) -> Plan | None:
+        """The LLM picks a tool; the router guards. ``None`` means: fall back to the router."""
+        schemas = [t.openai_schema() for t in self.registry]
+        text = message + ("\n[an image is attached]" if context.image else "")
+        result = self._backend().chat(prompts.native_messages(context.language, history, text),
+                                      tools=schemas, max_tokens=self.settings.llm.max_tokens)
+        _add_into(usage, result.usage)
+        if not result.tool_calls:
+            return None
+        call: ToolCall = result.tool_calls[0]
+        ok, why = self._router().guard(call, message, has_image=context.image is not None)
+        if not ok:
+            log.info("native tool call rejected: %s", why)
+            return None
+        return Plan(self.registry.get(call.name), dict(call.arguments),
+                    {"tool": call.name, "confidence": None, "reason": f"native: {why}"})
+
+    def _fill_arguments(self, tool: Tool, message: str, context: ToolContext,
+                        usage: Usage) -> dict[str, Any]:
+        if tool.extractor is not None:
+            args = tool.extractor(message, context)
+            if args:
+                return args
+        required = tool.parameters.get("required", [])
+        if not required:
+            return {}
+        result = self._backend().chat(prompts.extraction_messages(tool, message),
+                                      json_schema=tool.parameters, max_tokens=256, temperature=0.0)
+        _add_into(usage, result.usage)
+        try:
+            args = json.loads(result.content)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"the model's arguments were not JSON: {exc}") from None
+        if not isinstance(args, dict):
+            raise InvalidInput("the model's arguments were not an object")
+        return args
+
+    def _run_step(self, plan: Plan, message: str, context: ToolContext,
+                  history: list[Message]) -> Iterator[Event]:
+        """Fill, validate and run the tool. Returns a ``StepOutcome`` (via ``yield from``)."""
+        assert plan.tool is not None
+        tool, lang = plan.tool, context.language
+        step_id = uuid.uuid4().hex[:12]
+        usage = Usage()
+        started = time.perf_counter()
+        try:
+            args = plan.arguments if plan.arguments is not None else self._fill_arguments(
+                tool, message, context, usage)
+            args = tool.validate(args)
+        except ToolError as exc:
+            yield StepStarted(step_id, tool.name, {}, reason=plan.route.get("reason", ""))
+            sentence = say("tool_failed", lang, tool=tool.name, reason=exc.message)
+            yield self._finished(step_id, tool, started, error=exc.message, summary=sentence)
+            return StepOutcome(None, sentence, usage)
+        except MentorlyError as exc:
+            yield StepStarted(step_id, tool.name, {}, reason=plan.route.get("reason", ""))
+            sentence = say("bad_arguments", lang, tool=tool.name, reason=exc.message)
+            yield self._finished(step_id, tool, started, error=exc.message, summary=sentence)
+            return StepOutcome(None, sentence, usage)
+        yield StepStarted(step_id, tool.name, _jsonable(args), reason=plan.route.get("reason", ""))
+        timeout = self.settings.tools.timeout_s
+        future = self._executor.submit(tool.invoke, args, context)
+        try:
+            result = future.result(timeout=timeout)
+        except FutureTimeout:
+            future.cancel()
+            log.error("tool %s timed out after %.1f s", tool.name, timeout)
+            sentence = say("tool_timeout", lang, tool=tool.name, seconds=timeout)
+            yield self._finished(step_id, tool, started, error="timeout", summary=sentence)
+            return StepOutcome(None, sentence, usage)
+        except ToolError as exc:
+            sentence = say("tool_failed", lang, tool=tool.name, reason=exc.message)
+            yield self._finished(step_id, tool, started, error=exc.message, summary=sentence)
+            return StepOutcome(None, sentence, usage)
+        except Exception:
+            log.exception("tool %s raised", tool.name)
+            sentence = say("tool_crashed", lang, tool=tool.name)
+            yield self._finished(step_id, tool, started, error="internal error", summary=sentence)
+            return StepOutcome(None, sentence, usage)
+        yield self._finished(step_id, tool, started, result=result)
+        return StepOutcome(result, None, usage)
+
+    def _finished(self, step_id: str, tool: Tool, started: float, *, result: ToolResult | None = None,
+                  error: str | None = None, summary: str = "") -> StepFinished:
+        provenance = {"tool": tool.name, "tool_version": tool.version, "plugin": tool.plugin}
+        if result is not None:
+            provenance.update(result.provenance())
+            summary = prompts.render_result(result)
+        return StepFinished(
+            step_id=step_id, tool=tool.name, ok=result is not None, summary=summary,
+            result=_jsonable(result.data) if result is not None else None,
+            provenance=provenance, duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            error=error)
+
+    def _store(self, conversation_id: str, message: str, files: Sequence[Upload], plan: Plan,
+               outcome: StepOutcome, text: str, sources: list[dict[str, Any]], usage: Usage) -> None:
+        items: list[tuple[str, str, dict[str, Any]]] = [
+            ("user", message, {"files": [f.id for f in files]})]
+        if plan.tool is not None:
+            result = outcome.result
+            items.append(("tool", prompts.render_result(result) if result else (outcome.answer_override or ""),
+                          {"tool": plan.tool.name, "ok": result is not None,
+                           "provenance": result.provenance() if result else {}}))
+        items.append(("assistant", text, {
+            "route": plan.route, "sources": sources,
+            "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}}))
+        self.db.add_messages(conversation_id, items)
+
+
+def _add(a: Usage, b: Usage) -> Usage:
+    return Usage(a.prompt_tokens + b.prompt_tokens, a.completion_tokens + b.completion_tokens)
+
+
+def _add_into(a: Usage, b: Usage) -> None:
+    a.prompt_tokens += b.prompt_tokens
+    a.completion_tokens += b.completion_tokens
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return json.loads(json.dumps(value, default=str))
+
+
+__all__ = ["Agent", "Plan", "Source"]

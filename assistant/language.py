@@ -1,0 +1,45 @@
+"""Language of a message (English or Chinese) and the few sentences the agent says itself."""
+
+from __future__ import annotations
+
+import re
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def detect_language(text: str, default: str = "en") -> str:
+    """``zh`` when CJK ideographs make up a fair share of the letters, else ``en``."""
+    cjk = len(_CJK.findall(text))
+    latin = len(re.findall(r"[A-Za-z]", text))
+    if cjk == 0 and latin == 0:
+        return default
+    return "zh" if cjk * 3 >= latin else "en"
+
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "tool_failed": {
+        "en": "Sorry, the {tool} tool could not finish: {reason}",
+        "zh": "抱歉，{tool} 工具未能完成：{reason}",
+    },
+    "tool_crashed": {
+        "en": "Sorry, something went wrong while running the {tool} tool. Please try again later.",
+        "zh": "抱歉，运行 {tool} 工具时出了问题，请稍后再试。",
+    },
+    "tool_timeout": {
+        "en": "Sorry, the {tool} tool took too long (over {seconds:.0f} s) and was stopped.",
+        "zh": "抱歉，{tool} 工具运行超时（超过 {seconds:.0f} 秒），已停止。",
+    },
+    "bad_arguments": {
+        "en": "Sorry, I could not work out what to pass to the {tool} tool: {reason}",
+        "zh": "抱歉，我没能确定要交给 {tool} 工具的内容：{reason}",
+    },
+    "llm_failed": {
+        "en": "Sorry, the language model is not available right now: {reason}",
+        "zh": "抱歉，语言模型暂时不可用：{reason}",
+    },
+}
+
+
+def say(key: str, language: str, **kwargs: object) -> str:
+    texts = MESSAGES[key]
+    return texts.get(language, texts["en"]).format(**kwargs)

@@ -1,0 +1,76 @@
+"""Prompts for the answer and for argument extraction. Kept short: the default model is 0.5B
+and every prompt token costs ~25 ms on one CPU thread."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from assistant.llm.base import Message
+from assistant.tooling import Source, Tool, ToolResult
+
+SYSTEM = {
+    "en": ("You are Mentorly, a friendly learning assistant. Answer in English, briefly and "
+           "accurately. If a tool result is given, base your answer on it and do not invent facts."),
+    "zh": ("你是 Mentorly，一个友好的学习助手。请用简体中文简洁、准确地回答。"
+           "如果给出了工具结果，请依据它作答，不要编造事实。"),
+}
+
+_TOOL_CONTEXT = {
+    "en": "Result of the {tool} tool (model: {model}):\n{result}\n",
+    "zh": "{tool} 工具的结果（模型：{model}）：\n{result}\n",
+}
+_SOURCES = {
+    "en": "Sources (cite them as [n]):\n{sources}\n",
+    "zh": "资料来源（引用时写 [n]）：\n{sources}\n",
+}
+_QUESTION = {"en": "Question: {q}", "zh": "问题：{q}"}
+
+MAX_RESULT_CHARS = 1500
+
+
+def render_result(result: ToolResult) -> str:
+    if result.summary:
+        return result.summary
+    text = json.dumps(result.data, ensure_ascii=False, default=str)
+    return text[:MAX_RESULT_CHARS]
+
+
+def answer_messages(
+    language: str,
+    history: list[Message],
+    question: str,
+    tool: Tool | None = None,
+    result: ToolResult | None = None,
+    sources: list[Source] | None = None,
+) -> list[Message]:
+    """The prompt for the final answer: system, recent history, then the grounded question."""
+    parts: list[str] = []
+    if tool is not None and result is not None:
+        parts.append(_TOOL_CONTEXT[language].format(
+            tool=tool.name, model=result.model or "-", result=render_result(result)))
+    if sources:
+        listed = "\n".join(f"[{i}] {s.title}: {s.text[:400]}" for i, s in enumerate(sources, 1))
+        parts.append(_SOURCES[language].format(sources=listed))
+    user = "\n".join(parts + [_QUESTION[language].format(q=question)]) if parts else question
+    return [{"role": "system", "content": SYSTEM[language]}, *history, {"role": "user", "content": user}]
+
+
+def extraction_messages(tool: Tool, message: str) -> list[Message]:
+    return [
+        {"role": "system", "content": (
+            "Extract the arguments for the tool below from the user's message. "
+            "Reply with JSON only.\n"
+            f"Tool: {tool.name}: {tool.description}\n"
+            f"Schema: {json.dumps(tool.parameters, ensure_ascii=False)}")},
+        {"role": "user", "content": message},
+    ]
+
+
+def native_messages(language: str, history: list[Message], question: str) -> list[Message]:
+    return [{"role": "system", "content": SYSTEM[language]}, *history,
+            {"role": "user", "content": question}]
+
+
+def json_schema_for(tool: Tool) -> dict[str, Any]:
+    return tool.parameters

@@ -1,0 +1,88 @@
+"""Everything one process needs, wired once: settings, plugins, registry, storage, uploads,
+and the models (loaded lazily, on first use, so ``mentorly tools`` stays fast)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from assistant.config import Settings, load_settings
+from assistant.plugins import build_registry, make_plugin_manager
+from assistant.registry import ToolRegistry
+from assistant.storage import Database
+
+if TYPE_CHECKING:
+    from assistant.agent import Agent
+    from assistant.llm.base import ChatBackend
+    from assistant.router import Router
+    from assistant.uploads import UploadStore
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    plugin_manager: pluggy.PluginManager
+    registry: ToolRegistry
+    db: Database
+    uploads: UploadStore
+    _backend: ChatBackend | None = None
+    _router: Router | None = None
+    _agent: Agent | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def backend(self) -> ChatBackend:
+        if self._backend is None:
+            from assistant.llm.factory import make_backend
+
+            with self._lock:
+                if self._backend is None:
+                    self._backend = make_backend(self.settings)
+        return self._backend
+
+    @property
+    def router(self) -> Router:
+        if self._router is None:
+            from assistant.router import Router
+            from knowledge.embedders import shared_embedder
+
+            with self._lock:
+                if self._router is None:
+                    embedder = shared_embedder(self.settings.embedder.name, self.settings.embedder.threads)
+                    self._router = Router(self.registry, embedder, self.settings.router,
+                                          cache_dir=self.settings.cache_dir / "router")
+        return self._router
+
+    @property
+    def agent(self) -> Agent:
+        if self._agent is None:
+            from assistant.agent import Agent
+
+            self._agent = Agent(settings=self.settings, registry=self.registry, db=self.db,
+                                backend=lambda: self.backend, router=lambda: self.router)
+        return self._agent
+
+
+def build_runtime(
+    settings: Settings | None = None,
+    *,
+    backend: ChatBackend | None = None,
+    configure: Callable[[ToolRegistry], Any] | None = None,
+) -> Runtime:
+    """Build the process's runtime. ``backend`` replaces the configured LLM (tests);
+    ``configure`` may add tools to the registry before anything uses it."""
+    from assistant.uploads import UploadStore
+
+    settings = settings or load_settings()
+    settings.ensure_dirs()
+    pm = make_plugin_manager(settings.plugins)
+    registry = build_registry(pm)
+    if configure is not None:
+        configure(registry)
+    uploads = UploadStore(settings.uploads_dir, settings.uploads.max_bytes, settings.uploads.max_pixels)
+    return Runtime(settings=settings, plugin_manager=pm, registry=registry,
+                   db=Database(settings.db_url), uploads=uploads, _backend=backend)

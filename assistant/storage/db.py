@@ -1,0 +1,102 @@
+"""The database handle and the few queries the core needs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from assistant.errors import ConfigError, NotFound
+from assistant.storage.models import Base, Conversation, Message, Tenant, User
+
+ANONYMOUS = "anonymous"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        except Exception as exc:  # bad URL or missing driver
+            raise ConfigError(f"cannot open database {url.split('@')[-1]}: {exc}") from exc
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions() as s, s.begin():
+            yield s
+
+    def ensure_user(self, tenant: str, external_id: str | None, display_name: str | None = None) -> User:
+        external_id = external_id or ANONYMOUS
+        with self.session() as s:
+            if s.get(Tenant, tenant) is None:
+                s.add(Tenant(id=tenant, name=tenant))
+                s.flush()
+            user = s.scalar(select(User).where(User.tenant_id == tenant, User.external_id == external_id))
+            if user is None:
+                user = User(tenant_id=tenant, external_id=external_id, display_name=display_name)
+                s.add(user)
+            return user
+
+    def get_conversation(self, tenant: str, conversation_id: str) -> Conversation:
+        with self.session() as s:
+            conv = s.get(Conversation, conversation_id)
+            if conv is None or conv.tenant_id != tenant:
+                raise NotFound(f"no conversation {conversation_id!r}")
+            return conv
+
+    def open_conversation(self, tenant: str, user: User, conversation_id: str | None, title: str) -> Conversation:
+        if conversation_id:
+            conv = self.get_conversation(tenant, conversation_id)
+            if conv.user_id != user.id:
+                raise NotFound(f"no conversation {conversation_id!r}")
+            return conv
+        with self.session() as s:
+            conv = Conversation(tenant_id=tenant, user_id=user.id, title=title[:200])
+            s.add(conv)
+            return conv
+
+    def history(self, conversation_id: str, limit: int) -> list[Message]:
+        """The last ``limit`` messages, oldest first."""
+        with self.session() as s:
+            rows = s.scalars(
+                select(Message).where(Message.conversation_id == conversation_id)
+                .order_by(Message.seq.desc()).limit(limit)
+            ).all()
+            return list(reversed(rows))
+
+    def add_messages(self, conversation_id: str, items: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Append (role, content, meta) items in one transaction: a turn is stored whole or not at all."""
+        with self.session() as s:
+            seq = s.scalar(select(func.max(Message.seq)).where(Message.conversation_id == conversation_id))
+            seq = -1 if seq is None else seq
+            for role, content, meta in items:
+                seq += 1
+                s.add(Message(conversation_id=conversation_id, seq=seq, role=role, content=content, meta=meta))
+            conv = s.get(Conversation, conversation_id)
+            if conv is not None:
+                conv.updated_at = datetime.now(UTC)
+
+    def messages(self, tenant: str, conversation_id: str) -> list[Message]:
+        self.get_conversation(tenant, conversation_id)
+        with self.session() as s:
+            return list(s.scalars(select(Message).where(Message.conversation_id == conversation_id)
+                                  .order_by(Message.seq)).all())

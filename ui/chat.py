@@ -1,0 +1,360 @@
+"""The chat function behind the UI: save uploads, run one agent turn, stream the events as
+Gradio chat messages (tool calls as collapsible steps, the answer, its sources)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from threading import Lock
+from typing import Any, Protocol
+
+import gradio as gr
+
+from assistant.errors import InvalidInput, MentorlyError
+from assistant.events import (
+    Done,
+    ErrorEvent,
+    Event,
+    SourcesEvent,
+    StepFinished,
+    StepStarted,
+    TextDelta,
+)
+from assistant.tooling import Upload
+from ui.i18n import normalize_lang, t
+
+log = logging.getLogger(__name__)
+
+MAX_ARGUMENT_CHARS = 300
+MAX_SOURCE_SNIPPET_CHARS = 240
+
+
+class AgentLike(Protocol):
+    def run(self, message: str, *, files: Sequence[Upload] = (), user: str | None = None,
+            tenant: str | None = None, conversation_id: str | None = None) -> Iterator[Event]: ...
+
+
+class UploadsLike(Protocol):
+    def save_path(self, path: Path, tenant: str) -> Upload: ...
+
+
+class RuntimeLike(Protocol):
+    """What the UI needs from ``assistant.runtime.Runtime``."""
+
+    settings: Any
+    agent: AgentLike
+    uploads: UploadsLike
+
+
+# --- history -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    role: str
+    text: str = ""
+    files: tuple[str, ...] = ()
+    is_step: bool = False
+
+
+def normalize_history(history: Iterable[Any] | None) -> list[HistoryItem]:
+    """One shape for both kinds of history Gradio hands the chat function.
+
+    From the browser: ``{"role", "content": [{"type": "text", "text"}, {"type": "file",
+    "file": {"path"}}], "metadata"}``. From API clients: ``content`` is a raw string, a
+    ``{"path": ...}`` dict, or a list of those. ``gr.ChatMessage`` objects are accepted too.
+    """
+    items: list[HistoryItem] = []
+    for message in history or []:
+        if isinstance(message, gr.ChatMessage):
+            role, content, metadata = message.role, message.content, message.metadata
+        elif isinstance(message, dict):
+            role = str(message.get("role", "user"))
+            content = message.get("content")
+            metadata = message.get("metadata") or {}
+        else:
+            continue
+        texts: list[str] = []
+        files: list[str] = []
+        parts = content if isinstance(content, list | tuple) else [content]
+        for part in parts:
+            _collect_part(part, texts, files)
+        is_step = bool(isinstance(metadata, dict) and metadata.get("title"))
+        items.append(HistoryItem(role=role, text="\n".join(texts), files=tuple(files),
+                                 is_step=is_step))
+    return items
+
+
+def _collect_part(part: Any, texts: list[str], files: list[str]) -> None:
+    if part is None:
+        return
+    if isinstance(part, str):
+        texts.append(part)
+    elif isinstance(part, dict):
+        if part.get("type") == "text" or ("text" in part and "path" not in part):
+            texts.append(str(part.get("text", "")))
+        elif isinstance(part.get("file"), dict):
+            if part["file"].get("path"):
+                files.append(str(part["file"]["path"]))
+        elif part.get("path"):
+            files.append(str(part["path"]))
+    elif isinstance(part, gr.components.Component):
+        return  # a rendered component carries no text for the agent
+    else:
+        texts.append(str(part))
+
+
+def is_new_conversation(history: Iterable[Any] | None) -> bool:
+    return not any(item.role == "user" for item in normalize_history(history))
+
+
+def message_parts(message: Any) -> tuple[str, list[str]]:
+    """``(text, file paths)`` from a multimodal value, a plain string, or ``None``."""
+    if message is None:
+        return "", []
+    if isinstance(message, str):
+        return message, []
+    if isinstance(message, dict):
+        text = str(message.get("text") or "")
+        files: list[str] = []
+        for f in message.get("files") or []:
+            if isinstance(f, str):
+                files.append(f)
+            elif isinstance(f, dict) and f.get("path"):
+                files.append(str(f["path"]))
+            elif hasattr(f, "path"):
+                files.append(str(f.path))
+        return text, files
+    raise InvalidInput(f"unsupported chat message of type {type(message).__name__}")
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def format_provenance(provenance: dict[str, Any] | None, lang: str) -> str:
+    """``Model: efficientnet-lite0 · version 1.0 · confidence 93.1%`` (parts that exist)."""
+    if not provenance:
+        return ""
+    parts: list[str] = []
+    if provenance.get("model"):
+        parts.append(f"{t('provenance_model', lang)}: `{provenance['model']}`")
+    if provenance.get("model_version"):
+        parts.append(f"{t('provenance_version', lang)} {provenance['model_version']}")
+    confidence = provenance.get("confidence")
+    if isinstance(confidence, int | float) and not isinstance(confidence, bool):
+        shown = f"{confidence:.1%}" if 0.0 <= confidence <= 1.0 else f"{confidence:.3g}"
+        parts.append(f"{t('provenance_confidence', lang)} {shown}")
+    return " · ".join(parts)
+
+
+def _format_arguments(arguments: dict[str, Any]) -> str:
+    try:
+        text = json.dumps(arguments, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = str(arguments)
+    if len(text) > MAX_ARGUMENT_CHARS:
+        text = text[: MAX_ARGUMENT_CHARS - 1] + "…"
+    return f"`{text.replace('`', "'")}`"
+
+
+def format_sources(sources: Sequence[dict[str, Any]], lang: str) -> str:
+    lines: list[str] = []
+    for n, source in enumerate(sources, start=1):
+        title = str(source.get("title") or source.get("uri") or f"#{n}")
+        uri = source.get("uri")
+        head = f"[{title}]({uri})" if isinstance(uri, str) and uri.startswith(
+            ("http://", "https://")) else f"**{title}**"
+        score = source.get("score")
+        if isinstance(score, int | float) and not isinstance(score, bool):
+            head += f" — {t('source_score', lang, score=f'{score:.2f}')}"
+        lines.append(f"{n}. {head}")
+        snippet = " ".join(str(source.get("text") or "").split())
+        if snippet:
+            if len(snippet) > MAX_SOURCE_SNIPPET_CHARS:
+                snippet = snippet[: MAX_SOURCE_SNIPPET_CHARS - 1] + "…"
+            lines.append(f"   > {snippet}")
+    return "\n".join(lines)
+
+
+@dataclass
+class _Step:
+    step_id: str
+    tool: str
+    arguments: dict[str, Any]
+    reason: str
+    finished: StepFinished | None = None
+
+    def message(self, lang: str) -> gr.ChatMessage:
+        lines: list[str] = []
+        if self.reason:
+            lines.append(f"**{t('step_reason', lang)}:** {self.reason}")
+        if self.arguments:
+            lines.append(f"**{t('step_arguments', lang)}:** {_format_arguments(self.arguments)}")
+        metadata: dict[str, Any] = {"id": self.step_id}
+        done = self.finished
+        if done is None:
+            metadata.update(title=t("step_running", lang, tool=self.tool), status="pending")
+        else:
+            key = "step_done" if done.ok else "step_failed"
+            metadata.update(title=t(key, lang, tool=self.tool), status="done",
+                            duration=round(done.duration_ms / 1000.0, 2))
+            if done.ok and done.summary:
+                lines.append(f"**{t('step_result', lang)}:** {done.summary}")
+            if not done.ok:
+                lines.append(f"**{t('step_error', lang)}:** {done.error or done.summary}")
+            provenance = format_provenance(done.provenance, lang)
+            if provenance:
+                lines.append(provenance)
+        return gr.ChatMessage(role="assistant", content="\n\n".join(lines) or self.tool,
+                              metadata=metadata)  # type: ignore[arg-type]
+
+
+@dataclass
+class TurnView:
+    """The assistant's side of one turn, rebuilt from events; ``messages()`` is what to yield."""
+
+    lang: str
+    steps: dict[str, _Step] = field(default_factory=dict)
+    text: str = ""
+    notice: str = ""
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    done: Done | None = None
+
+    def apply(self, event: Event) -> None:
+        if isinstance(event, StepStarted):
+            self.steps[event.step_id] = _Step(event.step_id, event.tool, dict(event.arguments),
+                                              event.reason)
+        elif isinstance(event, StepFinished):
+            step = self.steps.get(event.step_id)
+            if step is None:  # finished without a start: show it anyway
+                step = self.steps[event.step_id] = _Step(event.step_id, event.tool, {}, "")
+            step.finished = event
+        elif isinstance(event, TextDelta):
+            self.text += event.text
+        elif isinstance(event, SourcesEvent):
+            self.sources = list(event.sources)
+        elif isinstance(event, Done):
+            self.done = event
+            if event.text:
+                self.text = event.text
+            if event.sources:
+                self.sources = list(event.sources)
+        elif isinstance(event, ErrorEvent):
+            self.notice = t("error_prefix", self.lang, message=event.message)
+
+    def messages(self) -> list[gr.ChatMessage]:
+        out = [step.message(self.lang) for step in self.steps.values()]
+        body = "\n\n".join(p for p in (self.text.strip(), self.notice) if p)
+        if not body and self.done is not None:
+            body = t("no_answer", self.lang)
+        if body:
+            out.append(gr.ChatMessage(role="assistant", content=body))
+        if self.sources:
+            out.append(gr.ChatMessage(
+                role="assistant", content=format_sources(self.sources, self.lang),
+                metadata={"title": "📚 " + t("sources_title", self.lang,
+                                            count=len(self.sources)), "status": "done"}))
+        return out
+
+
+# --- the chat function ----------------------------------------------------------------------
+
+
+class ConversationIds:
+    """Conversation id per browser session (Gradio's ``session_hash``), bounded in size."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._ids: OrderedDict[str, str] = OrderedDict()
+        self._capacity = capacity
+        self._lock = Lock()
+
+    def get(self, session: str) -> str | None:
+        with self._lock:
+            return self._ids.get(session)
+
+    def set(self, session: str, conversation_id: str) -> None:
+        with self._lock:
+            self._ids[session] = conversation_id
+            self._ids.move_to_end(session)
+            while len(self._ids) > self._capacity:
+                self._ids.popitem(last=False)
+
+    def forget(self, session: str) -> None:
+        with self._lock:
+            self._ids.pop(session, None)
+
+
+ChatFn = Callable[..., Iterator[list[gr.ChatMessage]]]
+
+
+def make_chat_fn(runtime: RuntimeLike, *, tenant: str | None = None,
+                 conversations: ConversationIds | None = None) -> ChatFn:
+    """The generator ``gr.ChatInterface`` calls: ``chat(message, history, language, request)``.
+
+    Each ``yield`` is the whole assistant side of the turn so far (Gradio replaces the
+    previous output). Bad uploads and agent errors become messages, never exceptions.
+    """
+    conversation_ids = conversations if conversations is not None else ConversationIds()
+    default_tenant = tenant or getattr(runtime.settings, "default_tenant", "default")
+
+    def chat(message: dict[str, Any] | str | None, history: list[Any], language: str = "en",
+             request: gr.Request | None = None) -> Iterator[list[gr.ChatMessage]]:
+        lang = normalize_lang(language)
+        session = getattr(request, "session_hash", None) or ""
+        user = getattr(request, "username", None) or None
+        try:
+            text, paths = message_parts(message)
+        except InvalidInput as exc:
+            yield [gr.ChatMessage(role="assistant", content=t("error_prefix", lang,
+                                                               message=exc.message))]
+            return
+        if not text.strip() and not paths:
+            yield [gr.ChatMessage(role="assistant", content=t("empty_message", lang))]
+            return
+
+        uploads: list[Upload] = []
+        for raw in paths:
+            path = Path(raw)
+            try:
+                uploads.append(runtime.uploads.save_path(path, default_tenant))
+            except InvalidInput as exc:
+                yield [gr.ChatMessage(role="assistant", content=t(
+                    "upload_rejected", lang, name=path.name, reason=_sentence(exc.message)))]
+                return
+
+        if is_new_conversation(history) or not session:
+            conversation_id = None
+        else:
+            conversation_id = conversation_ids.get(session)
+
+        view = TurnView(lang)
+        try:
+            for event in runtime.agent.run(text, files=uploads, user=user, tenant=default_tenant,
+                                           conversation_id=conversation_id):
+                view.apply(event)
+                if isinstance(event, Done) and session and event.conversation_id:
+                    conversation_ids.set(session, event.conversation_id)
+                yield view.messages()
+        except MentorlyError as exc:
+            view.notice = t("error_prefix", lang, message=exc.message)
+            yield view.messages()
+            return
+        except Exception:  # a bug must not kill the page; it is logged with its trace
+            log.exception("chat turn failed")
+            view.notice = t("error_generic", lang)
+            yield view.messages()
+            return
+        if view.done is None and not view.text and not view.notice:
+            view.notice = t("error_generic", lang)
+            yield view.messages()
+
+    return chat
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?", "。", "！", "？")) else text + "."
