@@ -130,6 +130,11 @@ Extractor = Callable[[str, ToolContext], dict[str, Any]]
 the message lacks what the tool needs; return ``{}`` to let the agent ask the LLM instead."""
 
 
+def _is_context(annotation: Any) -> bool:
+    """``ToolContext`` or ``ToolContext | None``."""
+    return annotation is ToolContext or ToolContext in typing.get_args(annotation)
+
+
 def _description(fn: Callable[..., Any]) -> str:
     doc = inspect.getdoc(fn) or ""
     return doc.strip() or fn.__name__.replace("_", " ")
@@ -149,7 +154,7 @@ def make_tool(
     context_param = None
     for pname, param in inspect.signature(fn).parameters.items():
         annotation = hints.get(pname, Any)
-        if annotation is ToolContext:
+        if _is_context(annotation):
             context_param = pname
             continue
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):

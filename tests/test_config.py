@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from assistant.cli import cli
+from assistant.config import load_settings
+from assistant.errors import ConfigError
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("MENTORLY_HOME", str(tmp_path))
+    return tmp_path
+
+
+def test_defaults_live_under_home(home: Path) -> None:
+    s = load_settings()
+    assert s.home == home
+    assert s.db_url == f"sqlite:///{home / 'mentorly.db'}"
+    assert s.llm.backend == "local" and s.llm.threads == 1
+
+
+def test_environment_overrides_nested_fields(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MENTORLY_LLM__THREADS", "3")
+    monkeypatch.setenv("MENTORLY_PLUGINS", '["a", "b"]')
+    s = load_settings()
+    assert s.llm.threads == 3
+    assert s.plugins == ["a", "b"]
+
+
+def test_toml_file_is_read_and_environment_wins(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (home / "config.toml").write_text('default_tenant = "school"\n[llm]\nthreads = 2\nmodel = "m"\n')
+    s = load_settings()
+    assert (s.default_tenant, s.llm.threads, s.llm.model) == ("school", 2, "m")
+    monkeypatch.setenv("MENTORLY_LLM__THREADS", "4")
+    assert load_settings().llm.threads == 4
+
+
+def test_explicit_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "elsewhere.toml"
+    cfg.write_text("[server]\nport = 9001\n")
+    monkeypatch.setenv("MENTORLY_CONFIG", str(cfg))
+    assert load_settings().server.port == 9001
+    monkeypatch.setenv("MENTORLY_CONFIG", str(tmp_path / "missing.toml"))
+    with pytest.raises(ConfigError, match="not a file"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [("[llm\nthreads = 2", "not valid TOML"), ("[llm]\nthreads = 0\n", "invalid settings")],
+)
+def test_bad_config_is_a_clear_error(home: Path, content: str, match: str) -> None:
+    (home / "config.toml").write_text(content)
+    with pytest.raises(ConfigError, match=match):
+        load_settings()
+
+
+def test_config_show_masks_secrets(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MENTORLY_LLM__API_KEY", "sk-very-secret")
+    monkeypatch.setenv("MENTORLY_DATABASE_URL", "postgresql://app:hunter2@db.internal/mentorly")
+    result = CliRunner().invoke(cli, ["config", "show"])
+    assert result.exit_code == 0, result.output
+    assert "sk-very-secret" not in result.output and "hunter2" not in result.output
+    shown = json.loads(result.output)
+    assert shown["llm"]["api_key"] == "********"
+    assert shown["database_url"] == "postgresql://app:********@db.internal/mentorly"
+
+
+def test_cli_reports_bad_config_without_traceback(home: Path) -> None:
+    (home / "config.toml").write_text("[llm]\nthreads = -1\n")
+    result = CliRunner().invoke(cli, ["config", "show"])
+    assert result.exit_code == 1
+    assert "Error: invalid settings" in result.output
+    assert "Traceback" not in result.output
