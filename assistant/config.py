@@ -67,6 +67,7 @@ class UploadSettings(BaseModel):
 class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=0, le=65535)
+    cors_origins: list[str] = Field(default_factory=list, description="origins allowed to call the API")
 
 
 class AgentSettings(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from assistant.errors import MentorlyError, RateLimited
@@ -28,8 +29,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def create_app(runtime: Runtime, *, with_ui: bool = True) -> FastAPI:
-    import gradio as gr
-
     app = FastAPI(title="Mentorly", version="0.1.0")
     app.state.runtime = runtime
     install_error_handlers(app)
@@ -46,9 +45,11 @@ def create_app(runtime: Runtime, *, with_ui: bool = True) -> FastAPI:
     def root() -> RedirectResponse:
         return RedirectResponse("/ui/")
 
+    # An explicit allowlist: without the app's own CORS middleware, Gradio would reflect any Origin.
+    app.add_middleware(CORSMiddleware, allow_origins=runtime.settings.server.cors_origins,
+                       allow_methods=["GET", "POST", "DELETE"], allow_headers=["*"])
     if with_ui:
-        from ui.app import build_ui
+        from ui.app import mount_ui
 
-        blocks = build_ui(runtime)
-        app = gr.mount_gradio_app(app, blocks, path="/ui")
+        app = mount_ui(app, runtime, path="/ui")
     return app
