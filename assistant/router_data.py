@@ -111,6 +111,14 @@ NONE_EXAMPLES_EN: tuple[str, ...] = (
     "Is my conversation with you private?",
     "How should I talk to you?",
     "Give me a quick intro about yourself",
+    "What do you do?",
+    "What can I use you for?",
+    "What is this assistant for?",
+    "Tell me what you're capable of",
+    "Help",
+    "What services do you offer?",
+    "Can you do anything besides chatting?",
+    "Do you have any limitations?",
 )
 
 NONE_EXAMPLES_ZH: tuple[str, ...] = (
@@ -211,6 +219,14 @@ NONE_EXAMPLES_ZH: tuple[str, ...] = (
     "我们的聊天记录会被别人看到吗",
     "我该怎么跟你交流",
     "简单介绍一下你自己",
+    "你有什么用？",
+    "这个助手是干什么的",
+    "说说你会做的事情",
+    "帮助",
+    "你提供哪些服务？",
+    "除了聊天你还会干啥",
+    "你有什么局限吗",
+    "怎么使用你",
 )
 
 NONE_EXAMPLES: tuple[str, ...] = NONE_EXAMPLES_EN + NONE_EXAMPLES_ZH

