@@ -92,7 +92,9 @@ class LocalBackend:
         try:
             return xlc.Server(params)
         except Exception as exc:
-            raise ModelError(f"could not load the model {self.path}: {exc}") from exc
+            raise ModelError(
+                f"could not load the model {self.path} (is it a valid GGUF file?): {exc}"
+            ) from exc
 
     @property
     def http_base_url(self) -> str:
