@@ -136,18 +136,21 @@ def message_parts(message: Any) -> tuple[str, list[str]]:
 
 
 def format_provenance(provenance: dict[str, Any] | None, lang: str) -> str:
-    """``Model: efficientnet-lite0 · version 1.0 · confidence 93.1%`` (parts that exist)."""
+    """``Model: `efficientnet-lite0` · version 1.0 · confidence 93.1% · tool version 0.1.0``,
+    leaving out the parts the tool did not report."""
     if not provenance:
         return ""
     parts: list[str] = []
     if provenance.get("model"):
-        parts.append(f"{t('provenance_model', lang)}: `{provenance['model']}`")
+        parts.append(f"{t('provenance_model', lang)} `{provenance['model']}`")
     if provenance.get("model_version"):
         parts.append(f"{t('provenance_version', lang)} {provenance['model_version']}")
     confidence = provenance.get("confidence")
     if isinstance(confidence, int | float) and not isinstance(confidence, bool):
         shown = f"{confidence:.1%}" if 0.0 <= confidence <= 1.0 else f"{confidence:.3g}"
         parts.append(f"{t('provenance_confidence', lang)} {shown}")
+    if provenance.get("tool_version"):
+        parts.append(t("provenance_tool", lang, version=provenance["tool_version"]))
     return " · ".join(parts)
 
 
@@ -158,7 +161,8 @@ def _format_arguments(arguments: dict[str, Any]) -> str:
         text = str(arguments)
     if len(text) > MAX_ARGUMENT_CHARS:
         text = text[: MAX_ARGUMENT_CHARS - 1] + "…"
-    return f"`{text.replace('`', "'")}`"
+    text = text.replace("`", "'")
+    return f"`{text}`"
 
 
 def format_sources(sources: Sequence[dict[str, Any]], lang: str) -> str:
@@ -191,9 +195,9 @@ class _Step:
     def message(self, lang: str) -> gr.ChatMessage:
         lines: list[str] = []
         if self.reason:
-            lines.append(f"**{t('step_reason', lang)}:** {self.reason}")
+            lines.append(f"**{t('step_reason', lang)}** {self.reason}")
         if self.arguments:
-            lines.append(f"**{t('step_arguments', lang)}:** {_format_arguments(self.arguments)}")
+            lines.append(f"**{t('step_arguments', lang)}** {_format_arguments(self.arguments)}")
         metadata: dict[str, Any] = {"id": self.step_id}
         done = self.finished
         if done is None:
@@ -203,9 +207,9 @@ class _Step:
             metadata.update(title=t(key, lang, tool=self.tool), status="done",
                             duration=round(done.duration_ms / 1000.0, 2))
             if done.ok and done.summary:
-                lines.append(f"**{t('step_result', lang)}:** {done.summary}")
+                lines.append(f"**{t('step_result', lang)}** {done.summary}")
             if not done.ok:
-                lines.append(f"**{t('step_error', lang)}:** {done.error or done.summary}")
+                lines.append(f"**{t('step_error', lang)}** {done.error or done.summary}")
             provenance = format_provenance(done.provenance, lang)
             if provenance:
                 lines.append(provenance)
@@ -256,7 +260,7 @@ class TurnView:
         if self.sources:
             out.append(gr.ChatMessage(
                 role="assistant", content=format_sources(self.sources, self.lang),
-                metadata={"title": "📚 " + t("sources_title", self.lang,
+                metadata={"title": t("sources_title", self.lang,
                                             count=len(self.sources)), "status": "done"}))
         return out
 
