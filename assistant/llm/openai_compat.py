@@ -66,7 +66,7 @@ class OpenAICompatBackend:
     def _http_error(self, exc: httpx.HTTPError) -> ModelError:
         if isinstance(exc, httpx.TimeoutException):
             return ModelError(
-                f"the LLM server at {self.url} timed out after {self.settings.llm.timeout_s:.0f} s"
+                f"the LLM server at {self.url} timed out after {self.settings.llm.timeout_s:g} s"
             )
         if isinstance(exc, httpx.ConnectError):
             return ModelError(f"cannot connect to the LLM server at {self.url}: {exc}")
