@@ -1,0 +1,35 @@
+"""``mentorly train image DATA_DIR --name NAME [--method transfer|cnn]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from assistant.config import get_settings
+
+from .training import METHODS, train_image_classifier
+
+
+@click.command("image")
+@click.argument("data_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--name", required=True, help="Name of the classifier (letters, digits, _ - .).")
+@click.option("--method", type=click.Choice(METHODS), default="transfer", show_default=True,
+              help="transfer: a head on the pretrained backbone; cnn: a small CNN from scratch.")
+@click.option("--epochs", type=click.IntRange(1, 1000), default=None,
+              help="Maximum epochs (default: 40 for transfer, 30 for cnn; early stopping applies).")
+@click.option("--plot", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Where to save the PNG of the curves (default: inside the model folder).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def train_image(data_dir: Path, name: str, method: str, epochs: int | None, plot: Path | None,
+                seed: int, quiet: bool) -> None:
+    """Train an image classifier from DATA_DIR, which has one sub-folder of images per label."""
+    settings = get_settings()
+    report = train_image_classifier(
+        data_dir, name, models_root=settings.models_dir / "image", method=method, epochs=epochs,
+        plot=plot, cache_dir=settings.cache_dir / "image-features",
+        max_pixels=settings.uploads.max_pixels, seed=seed, progress=not quiet, echo=click.echo,
+    )
+    click.echo(f"Use it with: mentorly tools call classify_image --image PHOTO "
+               f"--arg model={report.name}")

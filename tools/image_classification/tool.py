@@ -1,0 +1,184 @@
+"""The ``classify_image`` tool: the attached image → top-k labels in English and Chinese."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import numpy as np
+from pydantic import Field
+
+from assistant import ToolContext, ToolError, ToolResult, Upload, tool
+from assistant.config import get_settings
+from assistant.errors import InvalidInput
+
+from .labels import imagenet_labels
+from .preprocess import MIN_SIDE, imagenet_array, open_rgb
+
+if TYPE_CHECKING:  # torch loads on the first call, not when the plugin registers
+    from .custom_models import ImageModelStore
+
+VERSION = "1.0.0"
+
+EXAMPLES = [
+    # English
+    "What is in this picture?",
+    "What's in this photo?",
+    "Identify this.",
+    "What is this?",
+    "Can you tell me what this image shows?",
+    "Classify this image.",
+    "What animal is this?",
+    "What kind of object is in the photo?",
+    "Recognise the thing in this picture.",
+    "What do you see in this image?",
+    "Label this photo for me.",
+    "Which breed of dog is this?",
+    "What species is this bird?",
+    "Tell me what's shown in the attached image.",
+    "Is this a cat or a dog?",
+    "What food is this?",
+    "Name the object in my photo.",
+    "Describe what this picture contains.",
+    "Use my custom model to classify this image.",
+    "Run the image classifier on this.",
+    "What plant is in the picture?",
+    "Guess what this is from the photo.",
+    "Can you recognize this image?",
+    "What's that thing in the picture I uploaded?",
+    "Give me the top 3 labels for this image.",
+    "What vehicle is shown here?",
+    "Which fruit is this?",
+    # Chinese
+    "这是什么？",
+    "这张图片里有什么？",
+    "识别图片",
+    "帮我识别一下这张照片",
+    "图片里是什么东西？",
+    "这是什么动物？",
+    "请对这张图片进行分类",
+    "看看这张图是什么",
+    "这张照片拍的是什么？",
+    "这是什么品种的狗？",
+    "这只鸟是什么鸟？",
+    "图中的物体叫什么？",
+    "帮我看看图里有什么",
+    "这是猫还是狗？",
+    "这是什么食物？",
+    "用我训练的模型识别这张图片",
+    "给这张图片打个标签",
+    "这是什么植物？",
+    "识别一下我上传的图片",
+    "图像分类",
+    "这张图片显示的是什么内容？",
+    "你能认出这是什么吗？",
+    "照片里的是什么车？",
+    "这是什么水果？",
+    "告诉我图片中的主要物体",
+    "给出这张图片最可能的三个类别",
+]
+
+_ASK_FOR_IMAGE = {
+    "en": "Please attach an image (PNG, JPEG, GIF, WEBP, BMP or TIFF) so I can classify it.",
+    "zh": "请先上传一张图片（PNG、JPEG、GIF、WEBP、BMP 或 TIFF），我才能识别它。",
+}
+
+
+def _lang(context: ToolContext) -> str:
+    return "zh" if str(context.language or "").lower().startswith("zh") else "en"
+
+
+def _load_image(upload: Upload, lang: str) -> Any:
+    try:
+        image = open_rgb(upload.path)
+    except InvalidInput as exc:
+        raise ToolError(
+            f"图片无法读取：{exc.message}" if lang == "zh" else f"The image cannot be read: "
+            f"{exc.message}"
+        ) from None
+    if min(image.size) < MIN_SIDE:
+        w, h = image.size
+        raise ToolError(
+            f"图片太小（{w}×{h} 像素），至少需要 {MIN_SIDE}×{MIN_SIDE}。" if lang == "zh" else
+            f"The image is too small to classify ({w}×{h} pixels); send one of at least "
+            f"{MIN_SIDE}×{MIN_SIDE}."
+        )
+    return image
+
+
+def _summary(top: list[dict[str, Any]], lang: str, model_label: str | None) -> str:
+    first = top[0]
+    pct = round(first["probability"] * 100)
+    rest = top[1:3]
+    if lang == "zh":
+        text = f"这张图片看起来是{first['label_zh']}（{pct}%）"
+        if rest:
+            text += "；其他可能：" + "、".join(
+                f"{r['label_zh']}（{round(r['probability'] * 100)}%）" for r in rest)
+        text += "。"
+        if model_label:
+            text += f"（自定义模型 {model_label}）"
+        return text
+    article = "an" if first["label"][:1].lower() in "aeiou" else "a"
+    text = f"This looks like {article} {first['label']} ({pct}%)"
+    if rest:
+        text += "; other possibilities: " + ", ".join(
+            f"{r['label']} ({round(r['probability'] * 100)}%)" for r in rest)
+    text += "."
+    if model_label:
+        text += f" (custom model {model_label})"
+    return text
+
+
+_stores: dict[str, ImageModelStore] = {}
+
+
+def model_store(context: ToolContext) -> ImageModelStore:
+    """One store per models folder, so loaded custom models stay cached."""
+    from .custom_models import ImageModelStore
+
+    settings = context.settings or get_settings()
+    root = settings.models_dir / "image"
+    return _stores.setdefault(str(root), ImageModelStore(root))
+
+
+@tool(capability="image", examples=EXAMPLES, version=VERSION)
+def classify_image(
+    context: ToolContext,
+    top_k: Annotated[int, Field(ge=1, le=20, description="how many labels to return")] = 5,
+    model: Annotated[str | None, Field(
+        description="name of a custom image classifier (see `mentorly models list`); "
+                    "default: the pretrained ImageNet model")] = None,
+) -> ToolResult:
+    """Recognise what the attached image shows: the most likely labels with probabilities,
+    in English and Chinese. Uses the pretrained ImageNet model (1000 everyday objects, animals,
+    foods and scenes) or, with `model`, a custom classifier trained on the user's own images."""
+    lang = _lang(context)
+    upload = context.image
+    if upload is None:
+        raise ToolError(_ASK_FOR_IMAGE[lang])
+    image = _load_image(upload, lang)
+    if model:
+        classifier = model_store(context).load(model)
+        probs = classifier.predict_proba([image])[0]
+        order = np.argsort(-probs)[: min(top_k, len(probs))]
+        top = [{"label": classifier.labels[i], "label_zh": classifier.labels[i],
+                "index": int(i), "probability": float(probs[i])} for i in order]
+        model_name, model_version = f"custom:{classifier.name}", classifier.version_label
+        model_label: str | None = f"{classifier.name} {classifier.version_label}"
+    else:
+        from .backbone import load_backbone
+
+        backbone = load_backbone()
+        probs = backbone.probabilities(imagenet_array(image)[None])[0]
+        labels = imagenet_labels()
+        order = np.argsort(-probs)[:top_k]
+        top = [{"label": labels[i].en, "label_zh": labels[i].zh, "index": int(i),
+                "probability": float(probs[i])} for i in order]
+        model_name, model_version, model_label = backbone.name, backbone.version, None
+    data = {
+        "labels": top,
+        "image": {"id": upload.id, "width": image.size[0], "height": image.size[1]},
+        "model": model_name,
+    }
+    return ToolResult(data=data, summary=_summary(top, lang, model_label), model=model_name,
+                      model_version=model_version, confidence=float(top[0]["probability"]))
