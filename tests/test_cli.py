@@ -30,15 +30,21 @@ def register_tools(register):
 '''
 
 
+@pytest.fixture(scope="module")
+def module_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shared by the module's tests so the router's example embeddings are computed once."""
+    return tmp_path_factory.mktemp("cli-home")
+
+
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
+def env(tmp_path: Path, module_home: Path) -> dict[str, str]:
     (tmp_path / "cli_test_plugin.py").write_text(textwrap.dedent(PLUGIN))
     script = tmp_path / "script.json"
     script.write_text(json.dumps(['{"a": 2, "b": 3}', "2 plus 3 is 5."]))
     return {
         **os.environ,
         "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO_ROOT}",
-        "MENTORLY_HOME": str(tmp_path / "home"),
+        "MENTORLY_HOME": str(module_home),
         "MENTORLY_PLUGINS": '["cli_test_plugin"]',
         "MENTORLY_LLM__BACKEND": "fake",
         "MENTORLY_LLM__FAKE_SCRIPT": str(script),
