@@ -1,0 +1,247 @@
+"""The UI's chat generator, called directly, over the real agent with the scripted LLM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from assistant.events import Done, ErrorEvent, SourcesEvent, StepFinished, StepStarted, TextDelta
+from assistant.runtime import Runtime
+from tests.test_ui_support import (
+    answer_text,
+    as_dicts,
+    broken_png,
+    cat_png,
+    make_runtime,
+    steps,
+)
+from ui.chat import (
+    ConversationIds,
+    TurnView,
+    format_provenance,
+    is_new_conversation,
+    make_chat_fn,
+    message_parts,
+    normalize_history,
+)
+
+
+def _request(session: str = "session-a") -> gr.Request:
+    return gr.Request(session_hash=session)
+
+
+@pytest.fixture(scope="module")
+def text_runtime(tmp_path_factory: pytest.TempPathFactory):
+    """No tools: every turn is a direct (scripted) answer; no router or embedder loads."""
+    return make_runtime(tmp_path_factory.mktemp("ui-chat-text"))
+
+
+@pytest.fixture(scope="module")
+def image_runtime(tmp_path_factory: pytest.TempPathFactory):
+    """One real image tool; an attached image routes to it without the classifier."""
+    return make_runtime(tmp_path_factory.mktemp("ui-chat-image"), with_image_tool=True)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("ui-chat-files")
+    return {"cat": cat_png(d), "broken": broken_png(d)}
+
+
+def _conversation_count(runtime: Runtime) -> int:
+    from sqlalchemy import text
+
+    with runtime.db.engine.connect() as conn:
+        return conn.execute(text("SELECT COUNT(*) FROM conversations")).scalar_one()
+
+
+# --- history normalisation ------------------------------------------------------------------
+
+
+def test_both_history_shapes_normalise_to_the_same_items() -> None:
+    from_ui = [
+        {"role": "user", "content": [{"type": "file", "file": {"path": "/tmp/a.png"}},
+                                     {"type": "text", "text": "What is this?"}]},
+        {"role": "assistant", "metadata": {"title": "Used tool: x", "status": "done"},
+         "content": [{"type": "text", "text": "step body"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "A cat."}]},
+    ]
+    from_api = [
+        {"role": "user", "content": [{"path": "/tmp/a.png"}, "What is this?"]},
+        {"role": "assistant", "metadata": {"title": "Used tool: x", "status": "done"},
+         "content": "step body"},
+        {"role": "assistant", "content": "A cat."},
+    ]
+    ui_items, api_items = normalize_history(from_ui), normalize_history(from_api)
+    assert ui_items == api_items
+    assert ui_items[0].files == ("/tmp/a.png",) and ui_items[0].text == "What is this?"
+    assert [i.is_step for i in ui_items] == [False, True, False]
+    objects = [gr.ChatMessage(role="user", content="hi"), gr.ChatMessage(content="hello")]
+    assert [(i.role, i.text) for i in normalize_history(objects)] == [("user", "hi"),
+                                                                      ("assistant", "hello")]
+    assert is_new_conversation([]) and is_new_conversation(None)
+    assert not is_new_conversation(from_api)
+
+
+def test_message_parts_accepts_the_multimodal_value_and_plain_text() -> None:
+    assert message_parts({"text": "hi", "files": ["/a.png", {"path": "/b.png"}]}) == (
+        "hi", ["/a.png", "/b.png"])
+    assert message_parts("plain") == ("plain", [])
+    assert message_parts(None) == ("", [])
+
+
+# --- rendering events -----------------------------------------------------------------------
+
+
+def test_turn_view_shows_steps_provenance_answer_and_sources() -> None:
+    view = TurnView("en")
+    view.apply(StepStarted("s1", "image_colours", {"upload": "u1"}, "image attached"))
+    pending = steps(view.messages())
+    assert pending[0]["metadata"]["status"] == "pending"
+    assert pending[0]["metadata"]["title"] == "Using tool: image_colours"
+    view.apply(StepFinished("s1", "image_colours", True, "mostly red",
+                            provenance={"model": "m-1", "model_version": "2.0",
+                                        "confidence": 0.875, "tool_version": "0.3.0"},
+                            duration_ms=1234.0))
+    view.apply(TextDelta("It is "))
+    view.apply(TextDelta("red [1]."))
+    view.apply(SourcesEvent([{"title": "Colours", "text": "Red is warm.",
+                              "uri": "https://example.org/c", "score": 0.5, "metadata": {}}]))
+    messages = as_dicts(view.messages())
+    step, answer, sources = messages
+    assert step["metadata"] == {"id": "s1", "title": "Used tool: image_colours",
+                                "status": "done", "duration": 1.23}
+    assert "mostly red" in step["content"] and "`m-1`" in step["content"]
+    assert "version 2.0" in step["content"] and "87.5%" in step["content"]
+    assert answer == {"role": "assistant", "content": "It is red [1].", "metadata": {}}
+    assert sources["metadata"]["title"] == "Sources (1)"
+    assert "[Colours](https://example.org/c)" in sources["content"]
+
+
+def test_turn_view_in_chinese_and_with_failures() -> None:
+    view = TurnView("zh")
+    view.apply(StepStarted("s1", "sentiment", {}, ""))
+    view.apply(StepFinished("s1", "sentiment", False, "抱歉", error="timeout"))
+    view.apply(ErrorEvent("语言模型暂时不可用"))
+    step, answer = as_dicts(view.messages())
+    assert step["metadata"]["title"] == "工具出错：sentiment"
+    assert "错误：" in step["content"] and "timeout" in step["content"]
+    assert answer["content"] == "抱歉，出错了：语言模型暂时不可用"
+    # a source with a non-web uri is listed by title, never as a link
+    view.apply(SourcesEvent([{"title": "notes.md", "uri": "file:///etc/passwd", "text": ""}]))
+    assert "(file://" not in as_dicts(view.messages())[-1]["content"]
+
+
+def test_provenance_leaves_out_what_the_tool_did_not_report() -> None:
+    assert format_provenance({}, "en") == ""
+    assert format_provenance({"model": "m", "confidence": None}, "en") == "Model: `m`"
+    assert format_provenance({"confidence": 3.5}, "zh") == "置信度 3.5"
+
+
+# --- the chat function over the real agent -------------------------------------------------
+
+
+def test_a_text_turn_streams_cumulative_output_and_keeps_the_conversation(text_runtime) -> None:
+    runtime, backend = text_runtime
+    backend.add("Photosynthesis turns light into sugar.", "You asked about photosynthesis.")
+    ids = ConversationIds()
+    chat = make_chat_fn(runtime, conversations=ids)
+    outputs = list(chat({"text": "What is photosynthesis?", "files": []}, [], "en",
+                        _request("s1")))
+    texts = [answer_text(o) for o in outputs]
+    assert len(outputs) >= 4  # one yield per streamed piece, then the final state
+    assert all(b.startswith(a) for a, b in zip(texts, texts[1:], strict=False))
+    assert texts[-1] == "Photosynthesis turns light into sugar."
+    first_id = ids.get("s1")
+    assert first_id is not None
+
+    history = [{"role": "user", "content": "What is photosynthesis?"},
+               {"role": "assistant", "content": texts[-1]}]
+    final = list(chat("What did I ask?", history, "en", _request("s1")))[-1]
+    assert answer_text(final) == "You asked about photosynthesis."
+    assert ids.get("s1") == first_id  # same conversation on the second turn
+    sent = backend.requests[-1].messages
+    assert {"role": "assistant", "content": "Photosynthesis turns light into sugar."} in sent
+
+    # an empty chat (the user pressed "clear") starts a new conversation
+    list(chat("Hello again", [], "en", _request("s1")))
+    assert ids.get("s1") != first_id
+
+
+def test_sessions_do_not_share_conversations(text_runtime) -> None:
+    runtime, _ = text_runtime
+    ids = ConversationIds()
+    chat = make_chat_fn(runtime, conversations=ids)
+    list(chat("hello", [], "en", _request("alice")))
+    list(chat("hello", [], "en", _request("bob")))
+    assert ids.get("alice") and ids.get("bob") and ids.get("alice") != ids.get("bob")
+
+
+def test_an_image_turn_saves_the_upload_and_shows_the_tool_step(image_runtime, images) -> None:
+    runtime, backend = image_runtime
+    backend.add("The picture is 451×300 and mostly red.")
+    chat = make_chat_fn(runtime)
+    outputs = list(chat({"text": "What is in this picture?", "files": [str(images["cat"])]},
+                        [], "en", _request()))
+    statuses = [s["metadata"]["status"] for o in outputs for s in steps(o)]
+    assert statuses[0] == "pending" and statuses[-1] == "done"
+    step = steps(outputs[-1])[0]
+    assert step["metadata"]["title"] == "Used tool: image_colours"
+    assert "451×300 pixels, mostly red" in step["content"]
+    assert "`pillow-mean-colour`" in step["content"] and "tool version 0.3.0" in step["content"]
+    assert answer_text(outputs[-1]) == "The picture is 451×300 and mostly red."
+    # the file reached the tool through the upload store, not from the Gradio temp path
+    stored = sorted(p for p in (runtime.settings.uploads_dir / "default").glob("*.png"))
+    assert stored and stored[-1].read_bytes() == images["cat"].read_bytes()
+
+
+def test_a_bad_upload_becomes_a_message_and_runs_nothing(image_runtime, images) -> None:
+    runtime, backend = image_runtime
+    before = (_conversation_count(runtime), len(backend.requests))
+    chat = make_chat_fn(runtime)
+    outputs = list(chat({"text": "what is it?", "files": [str(images["broken"])]}, [], "zh",
+                        _request()))
+    assert len(outputs) == 1
+    text = answer_text(outputs[0])
+    assert text.startswith("无法使用文件 **broken.png**：") and "换一个文件" in text
+    assert (_conversation_count(runtime), len(backend.requests)) == before
+
+
+def test_empty_messages_and_model_failures_are_messages_not_exceptions(text_runtime) -> None:
+    runtime, backend = text_runtime
+    chat = make_chat_fn(runtime)
+    assert answer_text(list(chat({"text": "  ", "files": []}, [], "en"))[-1]) == (
+        "Please type a question or attach an image.")
+    backend.add({"error": "the model server is down"})
+    final = list(chat("Explain gravity", [], "en", _request("s9")))[-1]
+    assert "the model server is down" in answer_text(final)
+
+
+def test_a_crash_inside_the_agent_is_logged_and_answered_generically(
+        text_runtime, caplog: pytest.LogCaptureFixture) -> None:
+    runtime, _ = text_runtime
+
+    class Exploding:
+        settings = runtime.settings
+        uploads = runtime.uploads
+
+        class agent:  # noqa: N801 - mimics the attribute
+            @staticmethod
+            def run(message, **kwargs):
+                yield TextDelta("partial ")
+                raise RuntimeError("secret internal detail")
+
+    final = list(make_chat_fn(Exploding())("hi", [], "en"))[-1]
+    text = answer_text(final)
+    assert text.startswith("partial") and "something went wrong on our side" in text
+    assert "secret internal detail" not in text
+    assert "chat turn failed" in caplog.text
+
+
+def test_done_text_wins_over_the_streamed_pieces() -> None:
+    view = TurnView("en")
+    view.apply(TextDelta("draft"))
+    view.apply(Done(text="final", tools=[], sources=[], conversation_id="c"))
+    assert answer_text(view.messages()) == "final"
