@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -79,9 +80,19 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     host = host or runtime.settings.server.host
     port = runtime.settings.server.port if port is None else port
     app = create_app(runtime)
+    threading.Thread(target=_warm_up, args=(runtime,), daemon=True, name="warm-up").start()
     shown = "localhost" if host in ("0.0.0.0", "127.0.0.1", "::") else host
     click.echo(f"Mentorly is starting: open http://{shown}:{port}/ui (API docs at /docs)")
     uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+def _warm_up(runtime: Any) -> None:
+    """Load the router and the LLM in the background so the first question is not slow."""
+    try:
+        runtime.router.route("hello")
+        _ = runtime.backend
+    except MentorlyError as exc:
+        click.secho(f"Warning: warm-up failed: {exc.message}", fg="yellow", err=True)
 
 
 # -- chat and route -----------------------------------------------------------------------

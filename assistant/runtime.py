@@ -13,7 +13,7 @@ import pluggy
 from assistant.config import Settings, load_settings
 from assistant.plugins import build_registry, make_plugin_manager
 from assistant.registry import ToolRegistry
-from assistant.storage import Database
+from assistant.storage import Database, shared_database
 
 if TYPE_CHECKING:
     from assistant.agent import Agent
@@ -85,4 +85,4 @@ def build_runtime(
         configure(registry)
     uploads = UploadStore(settings.uploads_dir, settings.uploads.max_bytes, settings.uploads.max_pixels)
     return Runtime(settings=settings, plugin_manager=pm, registry=registry,
-                   db=Database(settings.db_url), uploads=uploads, _backend=backend)
+                   db=shared_database(settings.db_url), uploads=uploads, _backend=backend)

@@ -100,3 +100,14 @@ class Database:
         with self.session() as s:
             return list(s.scalars(select(Message).where(Message.conversation_id == conversation_id)
                                   .order_by(Message.seq)).all())
+
+
+_SHARED: dict[str, Database] = {}
+
+
+def shared_database(url: str) -> Database:
+    """One ``Database`` (engine, pool) per URL per process; plugins use this for their tables."""
+    db = _SHARED.get(url)
+    if db is None:
+        db = _SHARED[url] = Database(url)
+    return db
