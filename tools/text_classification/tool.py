@@ -1,0 +1,159 @@
+"""The ``classify_text`` tool: zero-shot labels, the sentiment model, or a custom classifier."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from assistant import ToolContext, ToolError, ToolResult, tool
+from assistant.config import get_settings
+from assistant.errors import InvalidInput, ModelError, NotFound
+from knowledge.embedders import Embedder, shared_embedder
+from tools.text_classification.artifacts import (
+    SENTIMENT,
+    LinearTextModel,
+    check_name,
+    latest_version,
+    load_model,
+)
+from tools.text_classification.examples import EXAMPLES
+from tools.text_classification.extraction import extract_arguments
+from tools.text_classification.language import MAX_CLASSIFY_CHARS, clean_text, detect_language
+from tools.text_classification.zero_shot import (
+    UNCERTAIN,
+    UNCERTAIN_BELOW,
+    UNCERTAIN_BELOW_BINARY,
+    Prediction,
+    ZeroShotClassifier,
+)
+
+log = logging.getLogger(__name__)
+TOOL_VERSION = "1.0.0"
+
+_zero_shot: dict[str, ZeroShotClassifier] = {}
+_models: dict[tuple[Path, str, int], LinearTextModel] = {}
+_lock = threading.Lock()
+
+
+def _settings(context: ToolContext | None) -> Any:
+    settings = getattr(context, "settings", None)
+    return settings if settings is not None else get_settings()
+
+
+def _embedder(settings: Any) -> Embedder:
+    return shared_embedder(settings.embedder.name, settings.embedder.threads)
+
+
+def zero_shot_classifier(embedder: Embedder) -> ZeroShotClassifier:
+    """One classifier (and label-vector cache) per embedder."""
+    with _lock:
+        clf = _zero_shot.get(embedder.name)
+        if clf is None or clf.embedder is not embedder:
+            clf = _zero_shot[embedder.name] = ZeroShotClassifier(embedder)
+        return clf
+
+
+def trained_model(settings: Any, name: str) -> LinearTextModel | None:
+    """The latest version of a trained text model, cached; None if it was never trained."""
+    version = latest_version(settings, name)
+    if version is None:
+        return None
+    key = (Path(settings.home), name, version)
+    with _lock:
+        cached = _models.get(key)
+    if cached is None:
+        cached = load_model(settings, name, version)
+        with _lock:
+            _models[key] = cached
+    return cached
+
+
+def _predict_trained(model: LinearTextModel, embedder: Embedder, text: str) -> Prediction:
+    if model.embedder != embedder.name:
+        raise ModelError(
+            f"text model {model.name!r} was trained on embeddings from {model.embedder!r} but the "
+            f"configured embedder is {embedder.name!r}: retrain it (mentorly train text)"
+        )
+    probs = model.predict_proba(embedder.embed_documents([text]))[0]
+    scores = sorted(zip(model.classes, (float(p) for p in probs), strict=True),
+                    key=lambda s: -s[1])
+    best, confidence = scores[0]
+    bar = UNCERTAIN_BELOW_BINARY if len(scores) == 2 else UNCERTAIN_BELOW
+    return Prediction(label=best if confidence >= bar else UNCERTAIN, best_guess=best,
+                      confidence=confidence, scores=scores)
+
+
+def _summary(prediction: Prediction, method: str) -> str:
+    if prediction.label == UNCERTAIN:
+        return (f"uncertain ({method}); best guess: {prediction.best_guess} "
+                f"at {prediction.confidence:.2f}")
+    return f"{prediction.label} ({method}, confidence {prediction.confidence:.2f})"
+
+
+def run_classification(text: str, labels: list[str] | None = None, model: str | None = None,
+                       multi_label: bool = False, settings: Any = None) -> ToolResult:
+    """The tool's body, callable without a ``ToolContext``."""
+    settings = settings if settings is not None else get_settings()
+    cleaned, truncated = clean_text(text)
+    notices: list[str] = []
+    if truncated:
+        notices.append(f"the text was truncated to its first {MAX_CLASSIFY_CHARS} characters "
+                       f"(of {len(text)})")
+    embedder = _embedder(settings)
+    if model is not None and labels:
+        notices.append("labels were ignored because a trained model was named")
+    if model is not None:
+        try:
+            trained = trained_model(settings, check_name(model))
+        except NotFound as exc:
+            raise ToolError(exc.message) from None
+        if trained is None:
+            raise ToolError(f"no text model named {model!r}; train one with "
+                            f"`mentorly train text FILE --name {model}`")
+        prediction, method = _predict_trained(trained, embedder, cleaned), "custom"
+        provenance = (f"text-model:{trained.name}", f"v{trained.version}")
+    elif labels:
+        if multi_label and len(labels) < 2:
+            raise InvalidInput("multi-label classification needs at least 2 labels")
+        clf = zero_shot_classifier(embedder)
+        prediction = clf.predict(cleaned, labels, multi_label=multi_label)
+        method = "zero-shot"
+        provenance = (f"{clf.name}:{embedder.name}", clf.version)
+    else:
+        sentiment = trained_model(settings, SENTIMENT)
+        if sentiment is None:
+            log.warning("sentiment model not prepared; falling back to zero-shot sentiment")
+            notices.append("the trained sentiment model is not prepared (run `mentorly models "
+                           "prepare`); zero-shot sentiment was used instead")
+            clf = zero_shot_classifier(embedder)
+            prediction = clf.predict(cleaned, ["positive", "negative"])
+            method = "zero-shot sentiment"
+            provenance = (f"{clf.name}:{embedder.name}", clf.version)
+        else:
+            prediction, method = _predict_trained(sentiment, embedder, cleaned), "sentiment"
+            provenance = (f"text-model:{SENTIMENT}", f"v{sentiment.version}")
+    data = {**prediction.to_dict(), "method": method, "language": detect_language(cleaned),
+            "truncated": truncated}
+    if notices:
+        data["notice"] = "; ".join(notices)
+    return ToolResult(data=data, summary=_summary(prediction, method), model=provenance[0],
+                      model_version=provenance[1], confidence=round(prediction.confidence, 4))
+
+
+@tool(name="classify_text", examples=EXAMPLES, version=TOOL_VERSION, capability="text",
+      extractor=extract_arguments)
+def classify_text(text: str, labels: list[str] | None = None, model: str | None = None,
+                  multi_label: bool = False,
+                  context: ToolContext = None) -> ToolResult:  # type: ignore[assignment]
+    """Classify a short text (a comment, a question, feedback) in English or Chinese.
+
+    Give `labels` (2 or more candidate categories, in any language) to choose among them;
+    give no labels for sentiment (positive or negative); give `model` to use a classifier
+    trained with `mentorly train text`. `multi_label` scores each label on its own.
+    The result has the label ("uncertain" when no label is clearly ahead), the confidence,
+    and the scores of the top labels.
+    """
+    return run_classification(text, labels=labels, model=model, multi_label=multi_label,
+                              settings=_settings(context))
