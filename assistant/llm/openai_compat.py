@@ -74,9 +74,7 @@ class OpenAICompatBackend:
 
     def _status_error(self, response: httpx.Response) -> ModelError:
         detail = response.text.strip().replace("\n", " ")[:300]
-        return ModelError(
-            f"the LLM server at {self.url} answered HTTP {response.status_code}: {detail}"
-        )
+        return ModelError(f"the LLM server at {self.url} answered HTTP {response.status_code}: {detail}")
 
     def chat(
         self,

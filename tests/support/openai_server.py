@@ -54,7 +54,8 @@ def create_app(backend: ChatBackend, api_key: str | None) -> FastAPI:
 
     @app.post("/v1/chat/completions", response_model=None)
     def completions(
-        request: Request, body: dict[str, Any] = Body(...)  # noqa: B008
+        request: Request,
+        body: dict[str, Any] = Body(...),  # noqa: B008
     ) -> JSONResponse | StreamingResponse:
         auth = request.headers.get("authorization")
         received.append({"body": body, "authorization": auth})
@@ -67,7 +68,11 @@ def create_app(backend: ChatBackend, api_key: str | None) -> FastAPI:
             time.sleep(float(model.split(":", 1)[1]))
         tools = body.get("tools")
         schema = (body.get("response_format") or {}).get("json_schema", {}).get("schema")
-        kwargs = {"tools": tools, "max_tokens": body.get("max_tokens"), "temperature": body.get("temperature")}
+        kwargs = {
+            "tools": tools,
+            "max_tokens": body.get("max_tokens"),
+            "temperature": body.get("temperature"),
+        }
         cid = "chatcmpl-" + uuid.uuid4().hex[:16]
         try:
             if not body.get("stream"):
@@ -109,7 +114,12 @@ def _sse(cid: str, model: str, chunks: list[Any], include_usage: bool) -> Iterat
     assert final is not None
     for i, call in enumerate(final.tool_calls):
         args = json.dumps(call.arguments)
-        head = {"index": i, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+        head = {
+            "index": i,
+            "id": call.id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": ""},
+        }
         yield event([{"index": 0, "delta": {"tool_calls": [head]}, "finish_reason": None}])
         third = max(1, len(args) // 3)
         for start in range(0, len(args), third):  # arguments arrive in fragments
