@@ -36,6 +36,7 @@ from assistant.storage import Database
 from assistant.tooling import Source, Tool, ToolContext, ToolResult, Upload
 
 log = logging.getLogger(__name__)
+KNOWLEDGE = "knowledge"  # the capability searched when no tool is chosen
 
 
 @dataclass
@@ -45,6 +46,7 @@ class Plan:
     tool: Tool | None
     arguments: dict[str, Any] | None
     route: dict[str, Any]
+    fallback: bool = False  # a knowledge search tried because no tool was chosen
 
 
 @dataclass
@@ -99,9 +101,22 @@ class Agent:
                              error_type=exc.error_type)
             return
         outcome = StepOutcome(result=None)
-        if plan.tool is not None:
+        if plan.fallback:
+            # Search quietly: show the step only when it found something to ground the answer on.
+            step_events: list[Event] = []
+            outcome = _collect(self._run_step(plan, message, context, history), step_events)
+            if outcome.result is not None and outcome.result.sources:
+                yield from step_events
+            else:
+                plan = Plan(None, None, {**plan.route, "reason": plan.route["reason"] + "; nothing relevant"})
+                outcome = StepOutcome(result=None, usage=outcome.usage)
+            usage = _add(usage, outcome.usage)
+        elif plan.tool is not None:
             outcome = yield from self._run_step(plan, message, context, history)
             usage = _add(usage, outcome.usage)
+            if (plan.tool.capability == KNOWLEDGE and outcome.result is not None
+                    and not outcome.result.sources):
+                outcome.answer_override = say("no_passages", language)
         sources = outcome.result.sources if outcome.result else []
         if outcome.answer_override is not None:
             text = outcome.answer_override
@@ -164,8 +179,13 @@ class Agent:
                 return native
         decision = self._router().route(message, has_image=has_image)
         route = decision.to_dict()
-        tool = self.registry.get(decision.tool) if decision.tool else None
-        return Plan(tool, None, route)
+        if decision.tool:
+            return Plan(self.registry.get(decision.tool), None, route)
+        knowledge = self.registry.by_capability(KNOWLEDGE)
+        if knowledge is not None and message:
+            route["reason"] = f"{route['reason']}; fallback: {knowledge.name}"
+            return Plan(knowledge, None, route, fallback=True)
+        return Plan(None, None, route)
 
     def _native_plan(self, message: str, context: ToolContext, history: list[Message],
                      usage: Usage) -> Plan | None:
@@ -275,6 +295,15 @@ class Agent:
             "route": plan.route, "sources": sources,
             "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}}))
         self.db.add_messages(conversation_id, items)
+
+
+def _collect(steps: Iterator[Event], into: list[Event]) -> Any:
+    """Drive a step generator, keeping its events; returns the generator's return value."""
+    while True:
+        try:
+            into.append(next(steps))
+        except StopIteration as stop:
+            return stop.value
 
 
 def _add(a: Usage, b: Usage) -> Usage:

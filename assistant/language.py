@@ -33,6 +33,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Sorry, I could not work out what to pass to the {tool} tool: {reason}",
         "zh": "抱歉，我没能确定要交给 {tool} 工具的内容：{reason}",
     },
+    "no_passages": {
+        "en": "I could not find anything about this in the documents I can search, so I won't guess.",
+        "zh": "我在可检索的资料中没有找到相关内容，所以不做猜测。",
+    },
     "llm_failed": {
         "en": "Sorry, the language model is not available right now: {reason}",
         "zh": "抱歉，语言模型暂时不可用：{reason}",

@@ -227,3 +227,56 @@ def test_native_mode_calls_are_guarded(make_agent, call: dict, expect_native: bo
         "sentiment", "convert_units"}
     assert done.route["reason"].startswith("native") is expect_native
     assert done.tools == ["sentiment"]  # the router still picks the right tool after a rejection
+
+
+@tool(capability="knowledge", extractor=lambda message, context: {"query": message}, examples=[
+    "What does the handbook say about attendance?", "When is the final exam according to the syllabus?",
+    "Which textbook does the course require?", "What is the late submission policy?",
+    "课程手册里关于缺勤是怎么规定的？", "按照教学大纲，期末考试在什么时候？", "这门课要求用哪本教材？", "迟交作业有什么规定？"])
+def knowledge_search(query: str, context: ToolContext) -> ToolResult:
+    """Search the organisation's documents."""
+    from assistant import Source
+
+    if "attendance" not in query.lower() and "缺勤" not in query:
+        return ToolResult([], summary="", model="test-embedder")
+    passage = "Students may miss at most three classes per term."
+    return ToolResult([passage], summary=passage, model="test-embedder",
+                      sources=[Source(title="Handbook §2 Attendance", text=passage, uri="handbook.md",
+                                      score=0.82)])
+
+
+@pytest.fixture
+def kb_agent(make_agent):
+    def make(script: list | None = None):
+        agent, backend, db = make_agent(script)
+        agent.registry.add(knowledge_search)
+        return agent, backend, db
+
+    return make
+
+
+def test_knowledge_answers_cite_their_sources(kb_agent) -> None:
+    agent, backend, _ = kb_agent(["You may miss at most three classes [1]."])
+    events = list(agent.run("What does the handbook say about attendance?"))
+    done = _done(events)
+    assert done.tools == ["knowledge_search"]
+    assert done.sources[0]["title"] == "Handbook §2 Attendance" and done.sources[0]["uri"] == "handbook.md"
+    prompt = backend.requests[-1].messages[-1]["content"]
+    assert "[1] Handbook §2 Attendance" in prompt
+    assert any(e.type == "sources" for e in events)
+
+
+def test_knowledge_with_nothing_relevant_says_so_instead_of_inventing(kb_agent) -> None:
+    agent, backend, _ = kb_agent()
+    done = _done(list(agent.run("Which textbook does the course require?")))
+    assert done.tools == ["knowledge_search"] and done.sources == []
+    assert "could not find" in done.text
+    assert not any(r.stream for r in backend.requests)
+
+
+def test_small_talk_falls_back_to_a_quiet_search(kb_agent) -> None:
+    agent, _, _ = kb_agent()
+    events = list(agent.run("Thanks, have a nice day!"))
+    done = _done(events)
+    assert not any(isinstance(e, (StepStarted, StepFinished)) for e in events)
+    assert done.tools == [] and "nothing relevant" in done.route["reason"]
