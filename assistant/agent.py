@@ -288,9 +288,9 @@ class Agent:
             ("user", message, {"files": [f.id for f in files]})]
         if plan.tool is not None:
             result = outcome.result
-            items.append(("tool", prompts.render_result(result) if result else (outcome.answer_override or ""),
-                          {"tool": plan.tool.name, "ok": result is not None,
-                           "provenance": result.provenance() if result else {}}))
+            content = prompts.render_result(result) if result else (outcome.answer_override or "")
+            items.append(("tool", content, {"tool": plan.tool.name, "ok": result is not None,
+                                            "provenance": result.provenance() if result else {}}))
         items.append(("assistant", text, {
             "route": plan.route, "sources": sources,
             "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}}))

@@ -34,7 +34,8 @@ class ToolRegistry:
         try:
             return self._tools[name]
         except KeyError:
-            raise NotFound(f"no tool named {name!r}; available: {', '.join(self.names()) or 'none'}") from None
+            available = ", ".join(self.names()) or "none"
+            raise NotFound(f"no tool named {name!r}; available: {available}") from None
 
     def __contains__(self, name: object) -> bool:
         return name in self._tools

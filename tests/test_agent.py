@@ -31,7 +31,8 @@ def _extract_quoted(message: str, context: ToolContext) -> dict[str, str]:
 
 
 @tool(capability="text", version="1.2.0", extractor=_extract_quoted, examples=[
-    "Is this review positive or negative: 'great course'", "What is the sentiment of this comment?",
+    "Is this review positive or negative: 'great course'",
+    "What is the sentiment of this comment?",
     "Does this feedback sound happy or angry?", "Tell me the mood of this sentence",
     "这条评论是正面还是负面：“很好”", "分析一下这段话的情感", "这句话的情绪是积极的吗？", "判断这条反馈是好评还是差评"])
 def sentiment(text: str, context: ToolContext) -> ToolResult:

@@ -63,7 +63,8 @@ class Database:
                 raise NotFound(f"no conversation {conversation_id!r}")
             return conv
 
-    def open_conversation(self, tenant: str, user: User, conversation_id: str | None, title: str) -> Conversation:
+    def open_conversation(self, tenant: str, user: User, conversation_id: str | None,
+                          title: str) -> Conversation:
         if conversation_id:
             conv = self.get_conversation(tenant, conversation_id)
             if conv.user_id != user.id:
@@ -90,7 +91,8 @@ class Database:
             seq = -1 if seq is None else seq
             for role, content, meta in items:
                 seq += 1
-                s.add(Message(conversation_id=conversation_id, seq=seq, role=role, content=content, meta=meta))
+                s.add(Message(conversation_id=conversation_id, seq=seq, role=role, content=content,
+                              meta=meta))
             conv = s.get(Conversation, conversation_id)
             if conv is not None:
                 conv.updated_at = datetime.now(UTC)
