@@ -110,29 +110,23 @@ class Agent:
             else:
                 plan = Plan(None, None, {**plan.route, "reason": plan.route["reason"] + "; nothing relevant"})
                 outcome = StepOutcome(result=None, usage=outcome.usage)
-            usage = _add(usage, outcome.usage)
+            _add_into(usage, outcome.usage)
         elif plan.tool is not None:
             outcome = yield from self._run_step(plan, message, context, history)
-            usage = _add(usage, outcome.usage)
+            _add_into(usage, outcome.usage)
             if (plan.tool.capability == KNOWLEDGE and outcome.result is not None
                     and not outcome.result.sources):
                 outcome.answer_override = say("no_passages", language)
         sources = outcome.result.sources if outcome.result else []
+        model = ""
         if outcome.answer_override is not None:
             text = outcome.answer_override
             yield TextDelta(text)
         else:
             messages = prompts.answer_messages(language, history, message, plan.tool,
                                                outcome.result, sources)
-            text = ""
             try:
-                for chunk in self._backend().stream(messages, max_tokens=self.settings.llm.max_tokens,
-                                                    temperature=self.settings.llm.temperature):
-                    if chunk.text:
-                        text += chunk.text
-                        yield TextDelta(chunk.text)
-                    if chunk.final is not None:
-                        usage = _add(usage, chunk.final.usage)
+                text, model = yield from self._generate(messages, usage)
             except MentorlyError as exc:
                 log.warning("answer generation failed: %s", exc)
                 yield ErrorEvent(message=say("llm_failed", language, reason=exc.message),
@@ -144,9 +138,22 @@ class Agent:
         tools_used = [plan.tool.name] if plan.tool is not None else []
         self._store(conv.id, message, files, plan, outcome, text, source_dicts, usage)
         yield Done(text=text, tools=tools_used, sources=source_dicts, conversation_id=conv.id,
-                   route=plan.route, model=getattr(self._backend(), "model", ""),
+                   route=plan.route, model=model,
                    usage={"prompt_tokens": usage.prompt_tokens,
                           "completion_tokens": usage.completion_tokens})
+
+    def _generate(self, messages: list[Message], usage: Usage) -> Iterator[Event]:
+        """Stream the answer as ``TextDelta`` events; returns (text, model name)."""
+        backend = self._backend()
+        text = ""
+        for chunk in backend.stream(messages, max_tokens=self.settings.llm.max_tokens,
+                                    temperature=self.settings.llm.temperature):
+            if chunk.text:
+                text += chunk.text
+                yield TextDelta(chunk.text)
+            if chunk.final is not None:
+                _add_into(usage, chunk.final.usage)
+        return text, str(getattr(backend, "model", ""))
 
     # -- steps --------------------------------------------------------------------------
 
@@ -304,10 +311,6 @@ def _collect(steps: Iterator[Event], into: list[Event]) -> Any:
             into.append(next(steps))
         except StopIteration as stop:
             return stop.value
-
-
-def _add(a: Usage, b: Usage) -> Usage:
-    return Usage(a.prompt_tokens + b.prompt_tokens, a.completion_tokens + b.completion_tokens)
 
 
 def _add_into(a: Usage, b: Usage) -> None:
