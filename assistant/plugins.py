@@ -23,8 +23,11 @@ ENTRY_POINT_GROUP = "mentorly"
 hookspec = pluggy.HookspecMarker("mentorly")
 hookimpl = pluggy.HookimplMarker("mentorly")
 
-# Built-in tools are ordinary plugins; later issues add their modules here.
-DEFAULT_PLUGINS: tuple[str, ...] = ()
+# Built-in tools are ordinary plugins, listed here and loaded like third-party ones.
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "tools.image_classification",
+    "tools.text_classification",
+)
 
 log = logging.getLogger(__name__)
 
