@@ -1,21 +1,80 @@
-"""Text classification: zero-shot labels, a trained sentiment model and custom classifiers,
-in English and Chinese, on the multilingual embedder.
+"""Text classification plugin: the ``classify_text`` tool (zero-shot labels, a trained
+sentiment model, custom classifiers; English and Chinese on the multilingual embedder),
+``mentorly train text``, and the model hooks (prepare, list, delete).
 
-As a plugin (``tools.text_classification``) it registers the ``classify_text`` tool and the
-``mentorly train text`` command. For the CLI's ``models`` commands and set-up it exposes
-``list_text_models``, ``delete_text_model`` and ``prepare_sentiment``.
+Heavy imports (scikit-learn, the embedder) happen when a hook or the tool first needs them.
+``list_text_models``, ``delete_text_model`` and ``prepare_sentiment`` are importable from here.
 """
 
-from tools.text_classification.artifacts import delete_text_model, list_text_models
-from tools.text_classification.plugin import register_commands, register_tools
-from tools.text_classification.sentiment import prepare_sentiment
-from tools.text_classification.tool import classify_text
+from __future__ import annotations
 
-__all__ = [
-    "classify_text",
-    "delete_text_model",
-    "list_text_models",
-    "prepare_sentiment",
-    "register_commands",
-    "register_tools",
-]
+from collections.abc import Callable
+from typing import Any
+
+from assistant import Tool, hookimpl
+
+_LAZY = {
+    "list_text_models": "tools.text_classification.artifacts",
+    "delete_text_model": "tools.text_classification.artifacts",
+    "prepare_sentiment": "tools.text_classification.sentiment",
+    "classify_text": "tools.text_classification.tool",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(name)
+
+
+@hookimpl
+def register_tools(register: Callable[[Tool], None]) -> None:
+    from .tool import classify_text
+
+    register(classify_text)
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    """Add ``text`` under the ``train`` group (or ``train-text`` if the CLI has no group)."""
+    import click
+
+    from .cli import train_text
+
+    train = cli.commands.get("train") if isinstance(cli, click.Group) else None
+    if isinstance(train, click.Group):
+        train.add_command(train_text, "text")
+    else:
+        cli.add_command(train_text, "train-text")
+
+
+@hookimpl
+def list_models(settings: Any) -> list[dict[str, Any]]:
+    from .artifacts import list_text_models
+
+    return list_text_models(settings)
+
+
+@hookimpl
+def delete_model(settings: Any, name: str) -> bool:
+    from assistant.errors import InvalidInput, NotFound
+
+    from .artifacts import delete_text_model
+
+    try:
+        delete_text_model(settings, name)
+    except (InvalidInput, NotFound):
+        return False  # not a text model this plugin wrote
+    return True
+
+
+@hookimpl
+def prepare_models(settings: Any, progress: bool) -> str | None:
+    from .sentiment import prepare_sentiment
+
+    model = prepare_sentiment(settings, progress=progress)
+    metrics = model.meta.get("metrics", {})
+    return (f"text sentiment model ready: v{model.version} "
+            f"(cv accuracy {metrics.get('cv_accuracy')}, {metrics.get('n_examples')} reviews)")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from assistant.config import get_settings
+from assistant.config import load_settings
 from assistant.errors import MentorlyError
 from knowledge.embedders import shared_embedder
 from tools.text_classification.artifacts import SENTIMENT, LinearTextModel, check_name
@@ -34,8 +34,10 @@ def _report(model: LinearTextModel) -> None:
 @click.option("--size", type=click.IntRange(10, 15_000), default=None,
               help=f"--preset sentiment: reviews to train on (default {DEFAULT_TRAIN_SIZE})")
 @click.option("--force", is_flag=True, help="--preset: retrain even if an identical model exists")
-def train_text(file: Path | None, name: str | None, preset: str | None, size: int | None,
-               force: bool) -> None:
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.pass_context
+def train_text(ctx: click.Context, file: Path | None, name: str | None, preset: str | None,
+               size: int | None, force: bool, quiet: bool) -> None:
     """Train a text classifier on multilingual embeddings.
 
     FILE is a UTF-8 .csv (columns text,label) or .jsonl ({"text", "label"} per line).
@@ -44,10 +46,11 @@ def train_text(file: Path | None, name: str | None, preset: str | None, size: in
     """
     if (file is None) == (preset is None):
         raise click.UsageError("give either a FILE (with --name) or --preset sentiment")
-    settings = get_settings()
+    obj = ctx.find_object(dict) or {}
     try:
+        settings = obj.get("settings") or load_settings()
         if preset is not None:
-            model = prepare_sentiment(settings, progress=True, n_train=size, force=force)
+            model = prepare_sentiment(settings, progress=not quiet, n_train=size, force=force)
         else:
             if not name:
                 raise click.UsageError("--name is required when training from a FILE")
@@ -55,7 +58,7 @@ def train_text(file: Path | None, name: str | None, preset: str | None, size: in
                 raise click.UsageError("'sentiment' is reserved: use --preset sentiment")
             texts, labels = read_dataset(file)  # type: ignore[arg-type]
             embedder = shared_embedder(settings.embedder.name, settings.embedder.threads)
-            model = train_classifier(settings, embedder, name, texts, labels,
+            model = train_classifier(settings, embedder, name, texts, labels, progress=not quiet,
                                      extra_meta={"source": Path(file).name})  # type: ignore[arg-type]
     except MentorlyError as exc:
         raise click.ClickException(exc.message) from None
