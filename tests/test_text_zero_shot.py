@@ -47,7 +47,8 @@ def test_subject_preset_accuracy(classifier: ZeroShotClassifier, lang: str) -> N
     names = SUBJECT.label_names(lang)
     keys = [label.key for label in SUBJECT.labels]
     sims = classifier.similarities([i["text"] for i in items], names)
-    accuracy = float(np.mean([keys[int(s.argmax())] == i["label"] for s, i in zip(sims, items)]))
+    predicted = [keys[int(s.argmax())] for s in sims]
+    accuracy = float(np.mean([p == i["label"] for p, i in zip(predicted, items, strict=True)]))
     assert len(items) >= 40
     assert accuracy >= 0.85, f"{lang} subject accuracy {accuracy:.2f}"
 

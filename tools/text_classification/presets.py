@@ -54,7 +54,7 @@ FEEDBACK = Preset(
                   "投诉：不满意，抱怨出现的问题、错误或不合理的情况",
                   ("problem report", "抱怨", "不满")),
         LabelInfo("suggestion", "suggestion", "建议",
-                  "suggestion: the writer proposes an improvement or something that should be added or changed",
+                  "suggestion: the writer proposes an improvement, something to add or change",
                   "建议：提出改进意见，希望增加或改变某些做法",
                   ("idea", "improvement", "feature request", "意见", "提议")),
         LabelInfo("question", "question", "提问",
