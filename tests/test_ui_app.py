@@ -11,7 +11,6 @@ from typing import Any
 import gradio as gr
 import pytest
 from fastapi import FastAPI
-from fastapi.testclient import TestClient
 from gradio_client import Client, handle_file
 
 from tests.test_ui_support import answer_text, broken_png, cat_png, make_runtime, steps
@@ -108,16 +107,55 @@ def test_the_page_keeps_no_run_history_and_sends_no_analytics(served) -> None:
     assert "chat" in names
 
 
-def test_mounted_on_fastapi_under_ui(tmp_path: Path) -> None:
-    runtime, _ = make_runtime(tmp_path)
-    app = mount_ui(FastAPI(), runtime, path="/ui")
-    with TestClient(app) as http:
-        page = http.get("/ui/")
-        assert page.status_code == 200 and "<html" in page.text.lower()
-        config = http.get("/ui/config").json()
+@pytest.fixture(scope="module")
+def mounted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any, Any]]:
+    """The UI mounted at /ui of a FastAPI app, served by uvicorn in a thread."""
+    import threading
+    import time
+
+    import uvicorn
+
+    runtime, backend = make_runtime(tmp_path_factory.mktemp("ui-mounted"))
+    app = FastAPI()
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app = mount_ui(app, runtime, path="/ui")
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=_free_port(),
+                                           log_level="warning", lifespan="on",
+                                           timeout_graceful_shutdown=1))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}", runtime, backend
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_mounted_on_fastapi_under_ui(mounted) -> None:
+    import httpx
+
+    base, runtime, backend = mounted
+    assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+    page = httpx.get(f"{base}/ui/", timeout=10)
+    assert page.status_code == 200 and "<html" in page.text.lower()
+    config = httpx.get(f"{base}/ui/config", timeout=10).json()
     assert config["run_history"] is False
     assert config["max_file_size"] == runtime.settings.uploads.max_bytes
     assert ui_options(runtime)["run_history"] is False
+
+    backend.add("Mounted and answering.")
+    client = Client(f"{base}/ui/", verbose=False)
+    final = client.predict({"text": "Are you there?", "files": []}, "en", api_name="/chat")
+    assert answer_text(final) == "Mounted and answering."
+    client.close()
 
 
 def test_every_string_exists_in_both_languages_with_the_same_placeholders() -> None:

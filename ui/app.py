@@ -121,3 +121,17 @@ def launch_ui(runtime: RuntimeLike, *, blocks: gr.Blocks | None = None,
     """Run the chat page on its own server (``kwargs`` go to ``Blocks.launch``)."""
     demo = blocks if blocks is not None else build_ui(runtime)
     return demo.launch(**{**ui_options(runtime), **kwargs})
+
+
+def main() -> None:
+    """``python -m ui.app``: the chat page alone, with the configured settings."""
+    from assistant.config import load_settings
+    from assistant.runtime import build_runtime
+
+    runtime = build_runtime(load_settings())
+    server = runtime.settings.server
+    launch_ui(runtime, server_name=server.host, server_port=server.port)
+
+
+if __name__ == "__main__":
+    main()
