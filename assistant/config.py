@@ -70,6 +70,19 @@ class ServerSettings(BaseModel):
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed to call the API")
 
 
+class ApiSettings(BaseModel):
+    """The developer API (``/api``, ``/v1``, ``/mcp``): keys, limits, exposure."""
+
+    require_key_for_local_ui: bool = Field(
+        False, description="also require an API key (Bearer header or 'mentorly_key' cookie) for /ui")
+    rate_limit_per_minute: int = Field(
+        0, ge=0, description="requests per minute per API key on /api, /v1 and /mcp; 0 = unlimited")
+    metrics_public: bool = Field(True, description="serve /metrics without a key (else: admin scope)")
+    mcp_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="extra Host values accepted by /mcp (DNS-rebinding guard), e.g. 'api.school.example:*'")
+
+
 class AgentSettings(BaseModel):
     max_message_chars: int = Field(20_000, ge=1)
     history_turns: int = Field(6, ge=0)
@@ -96,6 +109,7 @@ class Settings(BaseSettings):
     uploads: UploadSettings = UploadSettings()
     server: ServerSettings = ServerSettings()
     agent: AgentSettings = AgentSettings()
+    api: ApiSettings = ApiSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -1,45 +1,83 @@
-"""The composition of the web service: FastAPI app with the chat UI mounted at ``/ui``.
+"""The composition of the web service: one FastAPI app with the developer API (``/api``,
+``/v1``, ``/metrics``), the MCP endpoint (``/mcp``) and the chat UI mounted at ``/ui``.
 
-The developer API (keys, OpenAI-compatible endpoint, MCP) grows here; errors are mapped
-to HTTP in one place (``install_error_handlers``).
+Errors are mapped to HTTP in one place (``assistant.api.errors``), with one JSON shape.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import RedirectResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from assistant.errors import MentorlyError, RateLimited
+from assistant.api import install_api
+from assistant.api.auth import authenticate_header
+from assistant.api.errors import error_body, install_error_handlers, mentorly_error_response
+from assistant.errors import MentorlyError
+from assistant.mcp_server import McpEndpoint
 from assistant.runtime import Runtime
 
+__all__ = ["create_app", "error_body", "install_error_handlers"]
 
-def error_body(error_type: str, message: str) -> dict[str, Any]:
-    return {"error": {"type": error_type, "message": message}}
+DESCRIPTION = """Mentorly's developer API. Every `/api` and `/v1` operation needs
+`Authorization: Bearer <key>` (create one with `mentorly keys create --tenant T --scopes chat,tools`).
+Errors have one shape: `{"error": {"type": ..., "message": ...}}`. MCP (streamable HTTP) is at `/mcp`."""
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(MentorlyError)
-    async def _mentorly_error(_request: Request, exc: MentorlyError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, RateLimited) else None
-        return JSONResponse(error_body(exc.error_type, exc.message), status_code=exc.status_code,
-                            headers=headers)
+class UiKeyGuard:
+    """With ``api.require_key_for_local_ui``: ``/ui`` needs a key too (Bearer header, or the
+    ``mentorly_key`` cookie a browser can carry)."""
+
+    def __init__(self, app: ASGIApp, prefix: str = "/ui") -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] in ("http", "websocket") and (path == self.prefix or path.startswith(self.prefix + "/")):
+            from starlette.requests import HTTPConnection
+
+            conn = HTTPConnection(scope)
+            header = conn.headers.get("authorization")
+            if header is None and conn.cookies.get("mentorly_key"):
+                header = f"Bearer {conn.cookies['mentorly_key']}"
+            state = conn.app.state if "app" in scope else None
+            try:
+                if state is None:
+                    raise RuntimeError("UiKeyGuard must wrap the FastAPI app")
+                authenticate_header(header, state.keys, state.limiter)
+            except MentorlyError as exc:
+                if scope["type"] == "http":
+                    await mentorly_error_response(exc)(scope, receive, send)
+                else:
+                    await send({"type": "websocket.close", "code": 1008})
+                return
+        await self.app(scope, receive, send)
 
 
 def create_app(runtime: Runtime, *, with_ui: bool = True) -> FastAPI:
-    app = FastAPI(title="Mentorly", version="0.1.0")
-    app.state.runtime = runtime
-    install_error_handlers(app)
+    mcp: McpEndpoint | None = None
 
-    @app.get("/healthz", operation_id="health")
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        assert mcp is not None
+        async with mcp.lifespan():  # the MCP session manager runs for the app's lifetime
+            yield
+
+    app = FastAPI(title="Mentorly", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    metrics = install_api(app, runtime)
+    mcp = McpEndpoint(runtime, app.state.keys, app.state.limiter,
+                      on_tool_call=lambda name, ok: metrics.tool_call(name, ok, "mcp"))
+    app.add_route("/mcp", mcp, methods=["GET", "POST", "DELETE"], include_in_schema=False)
+
+    @app.get("/healthz", operation_id="health", tags=["service"])
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "tools": runtime.registry.names()}
-
-    @app.get("/api/tools", operation_id="list_tools")
-    def list_tools() -> list[dict[str, Any]]:
-        return [t.describe() for t in runtime.registry]
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
@@ -48,6 +86,8 @@ def create_app(runtime: Runtime, *, with_ui: bool = True) -> FastAPI:
     # An explicit allowlist: without the app's own CORS middleware, Gradio would reflect any Origin.
     app.add_middleware(CORSMiddleware, allow_origins=runtime.settings.server.cors_origins,
                        allow_methods=["GET", "POST", "DELETE"], allow_headers=["*"])
+    if runtime.settings.api.require_key_for_local_ui:
+        app.add_middleware(UiKeyGuard)
     if with_ui:
         from ui.app import mount_ui
 

@@ -1,5 +1,6 @@
 """Storage: SQLAlchemy models and the queries the agent needs. SQLite by default."""
 
+from assistant.storage import keys as _keys  # noqa: F401  (registers the api_keys table)
 from assistant.storage.db import Database, shared_database
 from assistant.storage.models import Base, Conversation, Message, Tenant, User
 

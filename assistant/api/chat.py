@@ -1,0 +1,63 @@
+"""``POST /api/chat``: one turn, streamed as server-sent events of the CLI's ``--json`` events
+(``step_started``, ``step_finished``, ``text_delta``, ``sources``, ``done``, ``error``), or one
+JSON result with ``stream=false``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from assistant.api.auth import get_runtime, require
+from assistant.api.errors import error_response, status_for
+from assistant.api.schemas import ERROR_RESPONSES, ChatRequest, ChatResult
+from assistant.api.turns import SSE_HEADERS, ClosingStreamingResponse, TurnRun, start_turn
+from assistant.events import to_dict
+from assistant.runtime import Runtime
+from assistant.security import CHAT, Principal
+
+router = APIRouter(tags=["chat"])
+
+
+def sse_line(data: dict[str, Any], event: str | None = None) -> bytes:
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {json.dumps(data, ensure_ascii=False, default=str)}\n\n".encode()
+
+
+async def _sse(turn: TurnRun) -> AsyncIterator[bytes]:
+    async with contextlib.aclosing(turn.events()) as events:
+        async for event in events:
+            data = to_dict(event)
+            yield sse_line(data, data["type"])
+
+
+def result_of(turn: TurnRun) -> ChatResult:
+    done = turn.done
+    assert done is not None
+    return ChatResult(text=done.text, conversation_id=done.conversation_id, tools=done.tools,
+                      steps=turn.step_list, sources=done.sources, route=done.route, usage=done.usage,
+                      model=done.model)
+
+
+@router.post("/api/chat", operation_id="chat", response_model=ChatResult,
+             responses={**ERROR_RESPONSES, 200: {
+                 "description": "a ChatResult (stream=false) or a text/event-stream of events",
+                 "content": {"text/event-stream": {}}}})
+async def chat(body: ChatRequest, request: Request, principal: Principal = Depends(require(CHAT)),
+               runtime: Runtime = Depends(get_runtime)) -> Any:
+    """Ask the assistant. Upload ids and conversation ids of other tenants read as unknown (404)."""
+    files = [runtime.uploads.get(principal.tenant, upload_id) for upload_id in body.uploads]
+    turn = await start_turn(runtime, request.app.state.metrics, "api", message=body.message, files=files,
+                            user=body.user, tenant=principal.tenant, conversation_id=body.conversation_id)
+    if body.stream:
+        return ClosingStreamingResponse(_sse(turn), media_type="text/event-stream", headers=SSE_HEADERS)
+    await turn.collect()
+    if turn.done is None:
+        error = turn.error
+        message = error.message if error else "the turn ended without an answer"
+        kind = error.error_type if error else "internal_error"
+        return error_response(kind, message, status_for(kind) if error else 500)
+    return result_of(turn)

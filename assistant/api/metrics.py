@@ -1,0 +1,100 @@
+"""``GET /metrics`` in the Prometheus text format: requests, latencies, tool calls, tokens.
+
+Each app gets its own ``CollectorRegistry`` (several apps in one test process must not clash).
+The middleware is plain ASGI: it labels by route template (``/api/tools/{name}``), never by the
+raw path, so unknown URLs cannot blow up the number of series.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from assistant.api.auth import authenticate_header, check_scope
+from assistant.security import ADMIN
+
+disable_created_metrics()  # no "*_created" gauge per series: they double the output for nothing
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("mentorly_http_requests", "HTTP requests served",
+                                ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram("mentorly_http_request_duration_seconds",
+                                 "Time to serve a request (whole stream for SSE)",
+                                 ["method", "route"], buckets=_BUCKETS, registry=self.registry)
+        self.tool_calls = Counter("mentorly_tool_calls", "Tool invocations",
+                                  ["tool", "outcome", "surface"], registry=self.registry)
+        self.tokens = Counter("mentorly_llm_tokens", "LLM tokens used by chat turns",
+                              ["kind"], registry=self.registry)
+        self.turns = Counter("mentorly_chat_turns", "Chat turns", ["surface", "outcome"],
+                             registry=self.registry)
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(seconds)
+
+    def tool_call(self, tool: str, ok: bool, surface: str) -> None:
+        self.tool_calls.labels(tool, "ok" if ok else "error", surface).inc()
+
+    def add_tokens(self, usage: dict[str, Any]) -> None:
+        for kind in ("prompt_tokens", "completion_tokens"):
+            value = usage.get(kind) or 0
+            if value > 0:
+                self.tokens.labels(kind.removesuffix("_tokens")).inc(value)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.observe_request(scope["method"], route, status, time.perf_counter() - started)
+
+
+router = APIRouter()
+
+
+@router.get("/metrics", operation_id="metrics", tags=["service"], response_class=Response,
+            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
+def metrics(request: Request) -> Response:
+    """Prometheus metrics (public unless ``api.metrics_public`` is false; then the admin scope)."""
+    if not request.app.state.runtime.settings.api.metrics_public:
+        principal = authenticate_header(request.headers.get("authorization"), request.app.state.keys,
+                                        request.app.state.limiter)
+        check_scope(principal, ADMIN)
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
