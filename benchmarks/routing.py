@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -34,7 +35,7 @@ from assistant.registry import ToolRegistry  # noqa: E402
 CAPABILITIES = ("image", "text", "recommend", "knowledge")
 EXPECTS = (*CAPABILITIES, "none")
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "routing_dev.jsonl"
-QUICK_BASELINE_ROWS = 10
+QUICK_BASELINE_ROWS = 6
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -106,6 +107,30 @@ def run_router(registry: ToolRegistry, settings: Settings,
     return predicted, latency, train_s
 
 
+def first_tool_call(backend: Any, messages: list[dict[str, Any]], schemas: list[dict[str, Any]],
+                    max_tokens: int) -> list[str]:
+    """Names of the tool calls in the model's reply; ``[]`` for a direct answer.
+
+    Streams and stops at the first visible text: the backend holds back text that may still
+    become a tool call, so visible text means the model is answering by itself. This saves
+    decoding a whole answer per row and gives the same verdict as the agent's native mode."""
+    if not hasattr(backend, "stream"):
+        result = backend.chat(messages, tools=schemas, max_tokens=max_tokens, temperature=0.0)
+        return [c.name for c in result.tool_calls]
+    chunks = backend.stream(messages, tools=schemas, max_tokens=max_tokens, temperature=0.0)
+    try:
+        for chunk in chunks:
+            if chunk.final is not None:
+                return [c.name for c in chunk.final.tool_calls]
+            if chunk.text.strip():
+                return []
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+    return []
+
+
 def run_baseline(registry: ToolRegistry, settings: Settings,
                  rows: list[dict[str, Any]]) -> tuple[list[str], list[float]]:
     """Native tool calling, prompted exactly as the agent's native mode prompts it."""
@@ -115,17 +140,28 @@ def run_baseline(registry: ToolRegistry, settings: Settings,
     backend = make_backend(settings)
     schemas = [t.openai_schema() for t in registry]
     predicted, latency = [], []
-    for row in tqdm(rows, desc="LLM baseline", disable=False):
-        text = row["text"] + ("\n[an image is attached]" if row["image"] else "")
-        lang = row["lang"] if row["lang"] in prompts.SYSTEM else "en"
-        t0 = time.perf_counter()
-        result = backend.chat(prompts.native_messages(lang, [], text), tools=schemas,
-                              max_tokens=settings.llm.max_tokens, temperature=0.0)
-        latency.append((time.perf_counter() - t0) * 1000)
-        names = [c.name for c in result.tool_calls]
-        tool = next((registry.get(n) for n in names if n in registry), None)
-        predicted.append((tool.capability or "?") if tool else ("none" if not names else "?"))
+    try:
+        for row in tqdm(rows, desc="LLM baseline", disable=False):
+            text = row["text"] + ("\n[an image is attached]" if row["image"] else "")
+            lang = row["lang"] if row["lang"] in prompts.SYSTEM else "en"
+            t0 = time.perf_counter()
+            names = first_tool_call(backend, prompts.native_messages(lang, [], text), schemas,
+                                    settings.llm.max_tokens)
+            latency.append((time.perf_counter() - t0) * 1000)
+            tool = next((registry.get(n) for n in names if n in registry), None)
+            predicted.append((tool.capability or "?") if tool else ("none" if not names else "?"))
+    finally:
+        _wait_for_cancelled_streams()
     return predicted, latency
+
+
+def _wait_for_cancelled_streams(timeout_s: float = 60.0) -> None:
+    """A stream stopped early still finishes its current token in a worker thread; exiting the
+    interpreter while llama.cpp runs there aborts the process, so wait for those threads."""
+    deadline = time.monotonic() + timeout_s
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and thread.name.startswith("mentorly-llm"):
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def baseline_subset(rows: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
