@@ -55,8 +55,10 @@ def build_ui(runtime: RuntimeLike, *, language: str | None = None,
     """The chat page. ``language`` fixes the initial language; ``None`` follows the browser."""
     lang: Lang = normalize_lang(language)
     chat_fn = make_chat_fn(runtime, tenant=tenant, conversations=ConversationIds())
-    with gr.Blocks(title=t("page_title", lang), fill_height=True,
-                   analytics_enabled=False) as demo:
+    # Gradio keeps its own copy of every upload; on shared machines drop them after an hour
+    # (the upload store holds the validated copy the agent uses).
+    with gr.Blocks(title=t("page_title", lang), fill_height=True, analytics_enabled=False,
+                   delete_cache=(3600, 3600)) as demo:
         with gr.Row(equal_height=True):
             header = gr.Markdown(_header(lang), elem_id="mentorly-header")
             language_radio = gr.Radio(
