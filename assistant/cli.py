@@ -319,6 +319,11 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
             click.echo(f"{name}: {', '.join(names) or '-'}")
 
 
+from assistant.cli_api import attach  # noqa: E402  (keys, mcp)
+
+attach(cli)
+
+
 def _add_plugin_commands() -> None:
     """Let plugins add commands; a broken plugin must not break the whole CLI."""
     from assistant.plugins import make_plugin_manager

@@ -1,0 +1,96 @@
+"""``mentorly keys create/list/revoke`` and ``mentorly mcp`` (stdio), attached to the CLI by
+``attach(cli)`` at the end of ``assistant/cli.py``."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from assistant.security import SCOPES, KeyStore
+
+
+def _keys(ctx: click.Context) -> KeyStore:
+    from assistant.cli import _settings
+    from assistant.storage import shared_database
+
+    settings = _settings(ctx)
+    settings.ensure_dirs()
+    return KeyStore(shared_database(settings.db_url))
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Create, list and revoke API keys (only a hash of each key is stored)."""
+
+
+@keys_group.command("create")
+@click.option("--tenant", required=True, help="The tenant the key acts for.")
+@click.option("--scopes", default="chat,tools", show_default=True,
+              help=f"Comma-separated: {', '.join(SCOPES)} (admin implies all).")
+@click.option("--name", default="", help="A label to recognise the key by.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def keys_create(ctx: click.Context, tenant: str, scopes: str, name: str, as_json: bool) -> None:
+    """Create a key and print it once: it cannot be shown again."""
+    key, info = _keys(ctx).create(tenant, scopes, name)
+    if as_json:
+        click.echo(json.dumps({"key": key, "id": info.id, "prefix": info.prefix, "tenant": info.tenant,
+                               "scopes": info.scopes, "name": info.name}))
+        return
+    click.echo(key)
+    click.secho(f"Key {info.prefix} for tenant {info.tenant!r}, scopes {','.join(info.scopes)}. "
+                "Store it now: it is not shown again.", fg="yellow", err=True)
+
+
+@keys_group.command("list")
+@click.option("--tenant", default=None, help="Only this tenant's keys.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def keys_list(ctx: click.Context, tenant: str | None, as_json: bool) -> None:
+    """List keys (prefix, tenant, scopes, state); never the keys themselves."""
+    found = _keys(ctx).list(tenant)
+    if as_json:
+        click.echo(json.dumps([{"id": k.id, "prefix": k.prefix, "tenant": k.tenant, "scopes": k.scopes,
+                                "name": k.name, "created_at": k.created_at.isoformat(),
+                                "revoked": not k.active} for k in found]))
+        return
+    if not found:
+        click.echo("No API keys (create one with `mentorly keys create --tenant T`).")
+    for k in found:
+        state = "active" if k.active else "revoked"
+        click.echo(f"{k.prefix}  {k.tenant}  {','.join(k.scopes)}  {state}  "
+                   f"{k.created_at:%Y-%m-%d %H:%M}  {k.name}")
+
+
+@keys_group.command("revoke")
+@click.argument("key_id")
+@click.pass_context
+def keys_revoke(ctx: click.Context, key_id: str) -> None:
+    """Revoke a key by its prefix or id (as `keys list` shows)."""
+    info = _keys(ctx).revoke(key_id)
+    click.echo(f"Revoked {info.prefix} (tenant {info.tenant}).")
+
+
+@click.command("mcp")
+@click.option("--tenant", default=None, help="Tenant the tools act for (default: settings.default_tenant).")
+@click.pass_context
+def mcp_command(ctx: click.Context, tenant: str | None) -> None:
+    """Serve the tools over MCP on stdin/stdout (for desktop MCP clients)."""
+    import anyio
+
+    from assistant.cli import _runtime
+    from assistant.mcp_server import serve_stdio
+
+    runtime = _runtime(ctx)
+    tenant = tenant or runtime.settings.default_tenant
+    click.echo(f"Mentorly MCP server on stdio (tenant {tenant!r}, "
+               f"{len(runtime.registry)} tools)", err=True)
+    sys.stdout.flush()
+    anyio.run(serve_stdio, runtime, tenant)
+
+
+def attach(cli: click.Group) -> None:
+    cli.add_command(keys_group)
+    cli.add_command(mcp_command)

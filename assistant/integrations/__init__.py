@@ -1,0 +1,1 @@
+"""Adapters that hand Mentorly's tools to other frameworks."""
