@@ -17,7 +17,7 @@ from .training import METHODS, train_image_classifier
 @click.option("--method", type=click.Choice(METHODS), default="transfer", show_default=True,
               help="transfer: a head on the pretrained backbone; cnn: a small CNN from scratch.")
 @click.option("--epochs", type=click.IntRange(1, 1000), default=None,
-              help="Maximum epochs (default: 40 for transfer, 30 for cnn; early stopping applies).")
+              help="Maximum epochs (default: 60 for transfer, 30 for cnn; early stopping applies).")
 @click.option("--plot", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Where to save the PNG of the curves (default: inside the model folder).")
 @click.option("--seed", type=int, default=0, show_default=True)

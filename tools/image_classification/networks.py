@@ -17,8 +17,12 @@ class FeatureHead(nn.Module):
         self.linear = nn.Linear(dim, n_classes)
 
     def set_standardisation(self, features: torch.Tensor) -> None:
+        """Per-feature mean and std from the training set. Many pooled ReLU6 features are
+        almost constant on a small data set; dividing by their tiny std would blow unseen
+        images up, so the std is floored at the median std."""
+        std = features.std(0)
         self.mean.copy_(features.mean(0))
-        self.std.copy_(features.std(0).clamp_min(1e-6))
+        self.std.copy_(std.clamp_min(max(float(std.median()), 1e-6)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(self.dropout((x - self.mean) / self.std))

@@ -66,13 +66,19 @@ def _to_8bit(im: Image.Image) -> Image.Image:
 
 
 def resize_center_crop(im: Image.Image, resize: int = RESIZE, crop: int = CROP) -> Image.Image:
+    """Short side → ``resize``, then the centre ``crop``×``crop``.
+
+    Only the centred square of the short side can reach the crop, so that square is resampled
+    directly (``box=``): the same pixels as resizing the whole image, without ever building a
+    huge intermediate for a very wide or very tall picture.
+    """
     width, height = im.size
-    scale = resize / min(width, height)
-    new = (max(crop, round(width * scale)), max(crop, round(height * scale)))
-    im = im.resize(new, Image.Resampling.BILINEAR, reducing_gap=None)
-    left = (new[0] - crop) // 2
-    top = (new[1] - crop) // 2
-    return im.crop((left, top, left + crop, top + crop))
+    short = min(width, height)
+    left, top = (width - short) / 2, (height - short) / 2
+    square = im.resize((resize, resize), Image.Resampling.BILINEAR,
+                       box=(left, top, left + short, top + short))
+    offset = (resize - crop) // 2
+    return square.crop((offset, offset, offset + crop, offset + crop))
 
 
 def imagenet_array(im: Image.Image, resize: int = RESIZE, crop: int = CROP) -> np.ndarray:

@@ -42,7 +42,7 @@ class FitConfig:
 
 
 DEFAULTS: dict[str, FitConfig] = {
-    "transfer": FitConfig(epochs=40, batch_size=64, lr=1e-3, patience=5, weight_decay=1e-4),
+    "transfer": FitConfig(epochs=60, batch_size=64, lr=1e-3, patience=8, weight_decay=1e-3),
     "cnn": FitConfig(epochs=30, batch_size=32, lr=1e-3, patience=5),
 }
 
@@ -110,7 +110,7 @@ def fit(
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
-            total_loss += float(loss) * len(idx)
+            total_loss += loss.detach().item() * len(idx)
             correct += int((logits.argmax(1) == yb).sum())
         val_loss, val_acc, _ = _evaluate(net, x_val, y_val)
         row = {"epoch": epoch, "loss": total_loss / len(x_train),
