@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError
 from pathlib import Path
 
@@ -129,10 +130,11 @@ def test_explicit_model_path_wins_and_must_exist(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def assembled(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def assembled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     settings = load_settings(home=tmp_path_factory.mktemp("model-home"))
     prepare_model(settings, progress=False)
-    return settings
+    yield settings
+    shutil.rmtree(settings.models_dir)  # 491 MB: do not leave it in pytest's kept temp dirs
 
 
 def test_prepare_assembles_the_verified_model_once(assembled: Settings) -> None:
