@@ -174,21 +174,25 @@ def _fit_temperature(x: np.ndarray, y: np.ndarray, n_classes: int) -> float:
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
-    folds = min(_MAX_FOLDS, int(np.bincount(y).min()))
-    if folds < 2:
+    counts = np.bincount(y, minlength=n_classes)
+    # A class with a single example always stays in training; the others are cross-validated.
+    held = np.flatnonzero(counts[y] >= 2)
+    always = np.flatnonzero(counts[y] < 2)
+    folds = min(_MAX_FOLDS, int(counts[counts >= 2].min())) if len(held) else 0
+    if folds < 2 or len(np.unique(y[held])) < 2:
         return 1.0
-    oof = np.zeros((len(y), n_classes))
-    for train, test in StratifiedKFold(folds, shuffle=True, random_state=0).split(x, y):
-        if len(np.unique(y[train])) < n_classes:
-            return 1.0
+    oof = np.zeros((len(held), n_classes))
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=0).split(held, y[held]):
+        train_idx = np.concatenate([held[train], always])
         m = LogisticRegression(C=_REG_C, class_weight="balanced", max_iter=2000)
-        m.fit(x[train], y[train])
-        oof[test] = _decision(m, x[test], n_classes)
-    weights = (1.0 / np.bincount(y))[y]
+        m.fit(x[train_idx], y[train_idx])
+        oof[test] = _decision(m, x[held[test]], n_classes)
+    yh = y[held]
+    weights = (1.0 / counts[yh])
 
     def nll(log_t: float) -> float:
         p = _softmax(oof, float(np.exp(log_t)))
-        return float(-(weights * np.log(p[np.arange(len(y)), y] + 1e-12)).sum())
+        return float(-(weights * np.log(p[np.arange(len(yh)), yh] + 1e-12)).sum())
 
     return float(np.exp(minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded").x))
 

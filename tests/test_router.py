@@ -399,3 +399,20 @@ def test_routing_benchmark_runs_on_given_plugins(tmp_path: Path, capsys: pytest.
     data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
     assert bench.main([str(data), "--plugins", "tests.test_router", "--no-baseline"]) == 2
     assert "expect must be one of" in capsys.readouterr().err
+
+
+def test_tools_with_one_example_or_none_still_route(embedder: Embedder, cache_dir: Path) -> None:
+    def convert_temperature(value: float, to: str = "F") -> float:
+        """Convert a temperature between Celsius and Fahrenheit."""
+        return value
+
+    one_shot = make_tool(look_up_docs.fn, name="one_shot_docs",
+                         examples=["What does the syllabus say about attendance?"])
+    no_examples = make_tool(convert_temperature)
+    r = Router(registry_of(suggest_next, one_shot, no_examples), embedder, RouterSettings(),
+               cache_dir=cache_dir)
+    decision = r.route("Recommend a statistics course for me")
+    assert decision.tool == "suggest_next" and decision.confidence >= 0.5, decision.to_dict()
+    assert r.temperature < 1.0  # calibrated despite the one-example class
+    assert r.route("Please convert 30 degrees Celsius to Fahrenheit").tool == "convert_temperature"
+    assert r.route("Thanks, bye!").tool is None
