@@ -138,8 +138,9 @@ def test_a_missing_model_file_is_a_clear_error(env: dict[str, str], tmp_path: Pa
 
 
 @pytest.mark.slow
-def test_chat_in_chinese_with_the_real_local_model(env: dict[str, str]) -> None:
-    env = {**env, "MENTORLY_LLM__BACKEND": "local", "MENTORLY_LLM__MAX_TOKENS": "40", "MENTORLY_PLUGINS": "[]"}
+def test_chat_in_chinese_with_the_real_local_model(env: dict[str, str], local_model_path: Path) -> None:
+    env = {**env, "MENTORLY_LLM__BACKEND": "local", "MENTORLY_LLM__MAX_TOKENS": "40", "MENTORLY_PLUGINS": "[]",
+           "MENTORLY_LLM__MODEL_PATH": str(local_model_path)}
     out = mentorly(env, "chat", "你好", "--json", timeout=400)
     assert out.returncode == 0, out.stderr
     done = json.loads(out.stdout.splitlines()[-1])
