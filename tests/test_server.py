@@ -56,7 +56,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def test_health_and_tool_listing(server: str) -> None:
     assert httpx.get(f"{server}/healthz").json() == {"status": "ok", "tools": []}
-    assert httpx.get(f"{server}/api/tools").json() == []
+    r = httpx.get(f"{server}/api/tools")  # the API needs a key (see tests/test_api.py)
+    assert r.status_code == 401 and r.json()["error"]["type"] == "unauthorized"
 
 
 def test_root_redirects_to_the_chat_page(server: str) -> None:
