@@ -18,7 +18,6 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from assistant.errors import InvalidInput
-from assistant.uploads import IMAGE_TYPES, sniff_mime
 
 from .backbone import load_backbone
 from .preprocess import MIN_SIDE, imagenet_array, normalise, small_array
@@ -26,6 +25,28 @@ from .preprocess import MIN_SIDE, imagenet_array, normalise, small_array
 MIN_PER_CLASS = 3  # one each for train, validation and test
 MAX_FILE_BYTES = 50 * 1024 * 1024
 FEATURE_BATCH = 16
+_PIL_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"),
+          (b"GIF89a", "GIF"), (b"BM", "BMP"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"))
+
+
+def _kind(head: bytes) -> str | None:
+    """The image format from the magic bytes (the plugin's own copy of the upload check)."""
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    return "WEBP" if head[:4] == b"RIFF" and head[8:12] == b"WEBP" else None
+
+
+def _describe(head: bytes) -> str:
+    for sample in (head, head[:-3]):  # a character may be cut at the end of the sample
+        try:
+            text = sample.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        if text and all(ch.isprintable() or ch in "\r\n\t" for ch in text):
+            return "text/plain"
+    return "application/octet-stream"
 
 
 @dataclass
@@ -74,11 +95,11 @@ def read_image(path: Path, max_pixels: int) -> Image.Image:
             head = fh.read(64)
     except OSError as exc:
         raise InvalidInput(f"unreadable: {exc.strerror or exc}") from None
-    mime = sniff_mime(head)
-    if mime not in IMAGE_TYPES:
-        raise InvalidInput(f"not an image (detected {mime})")
+    kind = _kind(head)
+    if kind is None:
+        raise InvalidInput(f"not an image (detected {_describe(head)})")
     try:
-        with Image.open(path) as im:
+        with Image.open(path, formats=_PIL_FORMATS) as im:
             width, height = im.size
             if width * height > max_pixels:
                 raise InvalidInput(f"too many pixels ({width}×{height})")
@@ -90,7 +111,7 @@ def read_image(path: Path, max_pixels: int) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InvalidInput("too many pixels") from None
     except UnidentifiedImageError:
-        raise InvalidInput(f"cannot be decoded as {mime}") from None
+        raise InvalidInput(f"cannot be decoded as {kind}") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidInput(f"damaged or truncated: {exc}") from None
 

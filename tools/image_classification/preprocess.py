@@ -38,7 +38,10 @@ def normalise(im: Image.Image) -> Image.Image:
     """Upright 8-bit RGB, first frame only, transparency flattened onto white."""
     if getattr(im, "n_frames", 1) > 1:
         im.seek(0)
-    frame = ImageOps.exif_transpose(im) or im  # a copy, rotated as the camera said
+    try:
+        frame = ImageOps.exif_transpose(im) or im  # a copy, rotated as the camera said
+    except Exception:  # noqa: BLE001 - malformed EXIF must not make a readable image fail
+        frame = im.copy()
     if frame.mode in _HIGH_DEPTH_MODES:
         frame = _to_8bit(frame)
     if frame.mode == "P":
