@@ -25,6 +25,7 @@ from assistant.llm.fake import FakeBackend
 from assistant.server import create_app
 from assistant.storage import Message
 from assistant.storage.keys import ApiKey
+from tests.support.api_tools import png
 from tests.support.live_api import LiveServer, make_runtime, serve
 
 
@@ -88,12 +89,6 @@ def tools_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     server, app = serve(runtime)
     yield Env(server, app, backend)
     server.stop()
-
-
-def png(colour: tuple[int, int, int] = (220, 30, 30), size: tuple[int, int] = (64, 48)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, colour).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def assert_error(r: httpx.Response, status: int, error_type: str, contains: str = "") -> None:

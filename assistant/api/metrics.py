@@ -62,9 +62,20 @@ class Metrics:
 
 
 class MetricsMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    """``prefixes``: mounted sub-apps (``/mcp``, ``/ui``) labelled by their prefix, since the
+    router does not expose their route to an outer middleware."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, prefixes: tuple[str, ...] = ("/mcp", "/ui")) -> None:
         self.app = app
         self.metrics = metrics
+        self.prefixes = prefixes
+
+    def _label(self, scope: Scope) -> str:
+        route = getattr(scope.get("route"), "path", None)
+        if route:
+            return str(route)
+        path = scope.get("path", "")
+        return next((p for p in self.prefixes if path == p or path.startswith(p + "/")), "unmatched")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,8 +93,8 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.metrics.observe_request(scope["method"], route, status, time.perf_counter() - started)
+            self.metrics.observe_request(scope["method"], self._label(scope), status,
+                                         time.perf_counter() - started)
 
 
 router = APIRouter()

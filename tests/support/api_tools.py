@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 
 from PIL import Image
@@ -39,6 +40,13 @@ def describe_image(context: ToolContext) -> ToolResult:
                       model="pixel-stats", model_version="0.3", confidence=0.9,
                       sources=[Source(title="Colour chart", text="red, green and blue",
                                       uri="https://example.org/colours")])
+
+
+def png(colour: tuple[int, int, int] = (220, 30, 30), size: tuple[int, int] = (64, 48)) -> bytes:
+    """A real PNG of one colour."""
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 TOOLS: tuple[Tool, ...] = (word_count, halve, describe_image)
