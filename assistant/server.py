@@ -39,7 +39,8 @@ class UiKeyGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] in ("http", "websocket") and (path == self.prefix or path.startswith(self.prefix + "/")):
+        guarded = path == self.prefix or path.startswith(self.prefix + "/")
+        if scope["type"] in ("http", "websocket") and guarded:
             from starlette.requests import HTTPConnection
 
             conn = HTTPConnection(scope)

@@ -7,13 +7,14 @@ routers (knowledge, catalog) use it the same way: ``Depends(require(KNOWLEDGE))`
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated
 
-from fastapi import Request, Security
+from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from assistant.errors import Forbidden, Unauthorized
 from assistant.runtime import Runtime
-from assistant.security import KeyStore, Principal, RateLimiter
+from assistant.security import CHAT, TOOLS, KeyStore, Principal, RateLimiter
 
 bearer = HTTPBearer(auto_error=False, scheme_name="ApiKey",
                     description="An API key from `mentorly keys create` (shown once).")
@@ -40,11 +41,13 @@ def check_scope(principal: Principal, scope: str) -> None:
         raise Forbidden(f"this API key lacks the {scope!r} scope (it has: {', '.join(principal.scopes)})")
 
 
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
+
+
 def require(scope: str) -> Callable[..., Principal]:
     """A dependency: a valid, unrevoked key with ``scope`` (or ``admin``), within its rate limit."""
 
-    def dependency(request: Request,
-                   credentials: HTTPAuthorizationCredentials | None = Security(bearer)) -> Principal:
+    def dependency(request: Request, credentials: Credentials) -> Principal:
         # ``credentials`` only documents the scheme in OpenAPI; the raw header gives better errors.
         principal = authenticate_header(request.headers.get("authorization"), request.app.state.keys,
                                         request.app.state.limiter)
@@ -54,3 +57,8 @@ def require(scope: str) -> Callable[..., Principal]:
 
     dependency.__name__ = f"require_{scope}"
     return dependency
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+ChatKey = Annotated[Principal, Depends(require(CHAT))]
+ToolsKey = Annotated[Principal, Depends(require(TOOLS))]

@@ -9,15 +9,13 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
-from assistant.api.auth import get_runtime, require
+from assistant.api.auth import ChatKey, RuntimeDep
 from assistant.api.errors import error_response, status_for
 from assistant.api.schemas import ERROR_RESPONSES, ChatRequest, ChatResult
 from assistant.api.turns import SSE_HEADERS, ClosingStreamingResponse, TurnRun, start_turn
 from assistant.events import to_dict
-from assistant.runtime import Runtime
-from assistant.security import CHAT, Principal
 
 router = APIRouter(tags=["chat"])
 
@@ -46,8 +44,7 @@ def result_of(turn: TurnRun) -> ChatResult:
              responses={**ERROR_RESPONSES, 200: {
                  "description": "a ChatResult (stream=false) or a text/event-stream of events",
                  "content": {"text/event-stream": {}}}})
-async def chat(body: ChatRequest, request: Request, principal: Principal = Depends(require(CHAT)),
-               runtime: Runtime = Depends(get_runtime)) -> Any:
+async def chat(body: ChatRequest, request: Request, principal: ChatKey, runtime: RuntimeDep) -> Any:
     """Ask the assistant. Upload ids and conversation ids of other tenants read as unknown (404)."""
     files = [runtime.uploads.get(principal.tenant, upload_id) for upload_id in body.uploads]
     turn = await start_turn(runtime, request.app.state.metrics, "api", message=body.message, files=files,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import anyio
-from fastapi import APIRouter, Depends, Path
+from typing import Annotated
 
-from assistant.api.auth import get_runtime, require
+import anyio
+from fastapi import APIRouter, Path
+
+from assistant.api.auth import ChatKey, RuntimeDep
 from assistant.api.schemas import ERROR_RESPONSES, ConversationOut, MessageOut
 from assistant.runtime import Runtime
-from assistant.security import CHAT, Principal
 
 router = APIRouter(tags=["chat"])
 
@@ -24,8 +25,7 @@ def _load(runtime: Runtime, tenant: str, conversation_id: str) -> ConversationOu
 
 @router.get("/api/conversations/{conversation_id}", operation_id="get_conversation",
             response_model=ConversationOut, responses=ERROR_RESPONSES)
-async def get_conversation(conversation_id: str = Path(..., pattern=r"^[A-Za-z0-9_-]{1,64}$"),
-                           principal: Principal = Depends(require(CHAT)),
-                           runtime: Runtime = Depends(get_runtime)) -> ConversationOut:
+async def get_conversation(conversation_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")],
+                           principal: ChatKey, runtime: RuntimeDep) -> ConversationOut:
     """The messages of one conversation, oldest first (tool steps have role ``tool``)."""
     return await anyio.to_thread.run_sync(_load, runtime, principal.tenant, conversation_id)

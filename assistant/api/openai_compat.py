@@ -20,17 +20,16 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import anyio
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from assistant.api.auth import get_runtime, require
+from assistant.api.auth import ChatKey, RuntimeDep
 from assistant.api.errors import error_response, status_for
 from assistant.api.schemas import ERROR_RESPONSES
 from assistant.api.turns import SSE_HEADERS, ClosingStreamingResponse, TurnRun, start_turn
 from assistant.errors import InvalidInput, NotFound
 from assistant.events import TextDelta
 from assistant.runtime import Runtime
-from assistant.security import CHAT, Principal
 from assistant.tooling import Upload
 
 router = APIRouter(tags=["openai"])
@@ -54,7 +53,9 @@ class StreamOptions(BaseModel):
 class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="allow")  # temperature, top_p, ...: accepted, not used
 
-    model: str = Field(description=f"'{MODEL_ID}' (see GET /v1/models)")
+    # documented as an enum; any other name is answered 404 as OpenAI does (not 422)
+    model: str = Field(description=f"'{MODEL_ID}' (see GET /v1/models)",
+                       json_schema_extra={"enum": [MODEL_ID]})
     messages: list[ChatMessageIn] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
@@ -77,7 +78,7 @@ class ModelList(BaseModel):
 
 
 @router.get("/v1/models", operation_id="list_models", response_model=ModelList, responses=ERROR_RESPONSES)
-def list_models(_principal: Principal = Depends(require(CHAT))) -> ModelList:
+def list_models(_principal: ChatKey) -> ModelList:
     return ModelList(data=[ModelInfo(id=MODEL_ID, created=_CREATED, owned_by="mentorly")])
 
 
@@ -143,7 +144,8 @@ def _chunk(completion_id: str, created: int, delta: dict[str, Any], finish: str 
     return f"data: {json.dumps(data, ensure_ascii=False, default=str)}\n\n".encode()
 
 
-async def _stream(turn: TurnRun, completion_id: str, created: int, include_usage: bool) -> AsyncIterator[bytes]:
+async def _stream(turn: TurnRun, completion_id: str, created: int,
+                  include_usage: bool) -> AsyncIterator[bytes]:
     yield _chunk(completion_id, created, {"role": "assistant", "content": ""})
     async with contextlib.aclosing(turn.events()) as events:
         async for event in events:
@@ -166,9 +168,8 @@ async def _stream(turn: TurnRun, completion_id: str, created: int, include_usage
     **ERROR_RESPONSES, 200: {"description": "a chat.completion object, or chat.completion.chunk SSE "
                                             "lines ending with 'data: [DONE]' when stream=true",
                              "content": {"text/event-stream": {}}}})
-async def create_chat_completion(body: ChatCompletionRequest, request: Request,
-                                 principal: Principal = Depends(require(CHAT)),
-                                 runtime: Runtime = Depends(get_runtime)) -> Any:
+async def create_chat_completion(body: ChatCompletionRequest, request: Request, principal: ChatKey,
+                                 runtime: RuntimeDep) -> Any:
     """OpenAI-compatible chat; tools run server-side; steps and sources in ``mentorly``."""
     if body.model != MODEL_ID:
         raise NotFound(f"model {body.model!r} does not exist; available: {MODEL_ID}")

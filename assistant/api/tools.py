@@ -7,14 +7,12 @@ import time
 from typing import Any
 
 import anyio
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
-from assistant.api.auth import get_runtime, require
+from assistant.api.auth import RuntimeDep, ToolsKey
 from assistant.api.schemas import ERROR_RESPONSES, ErrorResponse, ToolCallRequest, ToolCallResult, ToolInfo
 from assistant.errors import ToolTimeout
 from assistant.language import detect_language
-from assistant.runtime import Runtime
-from assistant.security import TOOLS, Principal
 from assistant.tooling import ToolContext
 
 router = APIRouter(tags=["tools"])
@@ -27,17 +25,15 @@ def jsonable(value: Any) -> Any:
 
 @router.get("/api/tools", operation_id="list_tools", response_model=list[ToolInfo],
             responses=ERROR_RESPONSES)
-def list_tools(_principal: Principal = Depends(require(TOOLS)),
-               runtime: Runtime = Depends(get_runtime)) -> list[ToolInfo]:
+def list_tools(_principal: ToolsKey, runtime: RuntimeDep) -> list[ToolInfo]:
     """Every registered tool: name, description, JSON schema, version, plugin."""
     return [ToolInfo(**t.describe()) for t in runtime.registry]
 
 
 @router.post("/api/tools/{name}", operation_id="call_tool", response_model=ToolCallResult,
              responses={**ERROR_RESPONSES, 504: {"model": ErrorResponse, "description": "tool timed out"}})
-async def call_tool(name: str, body: ToolCallRequest, request: Request,
-                    principal: Principal = Depends(require(TOOLS)),
-                    runtime: Runtime = Depends(get_runtime)) -> ToolCallResult:
+async def call_tool(name: str, body: ToolCallRequest, request: Request, principal: ToolsKey,
+                    runtime: RuntimeDep) -> ToolCallResult:
     """Run one tool without the LLM; arguments are validated against its schema first (422)."""
     tool = runtime.registry.get(name)
     arguments = tool.validate(body.arguments)  # 422 before any upload lookup or thread hop

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import anyio
 from fastapi import APIRouter, Depends, File, Request, UploadFile
 
-from assistant.api.auth import get_runtime, require
+from assistant.api.auth import ChatKey, RuntimeDep
 from assistant.api.schemas import ERROR_RESPONSES, ErrorResponse, UploadInfo
 from assistant.errors import InvalidInput, PayloadTooLarge
-from assistant.runtime import Runtime
-from assistant.security import CHAT, Principal
 
 router = APIRouter(tags=["uploads"])
+_FILE_DOC = "a PNG, JPEG, GIF, WEBP, BMP or TIFF image"
 _MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file
 
 
@@ -27,9 +28,8 @@ def _refuse_oversized_body(request: Request) -> None:
              responses={**ERROR_RESPONSES, 413: {"model": ErrorResponse, "description": "too large"},
                         415: {"model": ErrorResponse, "description": "not an image"}},
              dependencies=[Depends(_refuse_oversized_body)])
-async def create_upload(file: UploadFile = File(..., description="a PNG, JPEG, GIF, WEBP, BMP or TIFF image"),
-                        principal: Principal = Depends(require(CHAT)),
-                        runtime: Runtime = Depends(get_runtime)) -> UploadInfo:
+async def create_upload(file: Annotated[UploadFile, File(description=_FILE_DOC)], principal: ChatKey,
+                        runtime: RuntimeDep) -> UploadInfo:
     """Store an image for this key's tenant; pass the id to chat or to a tool."""
     limit = runtime.settings.uploads.max_bytes
     data = await file.read(limit + 1)
