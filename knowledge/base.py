@@ -1,0 +1,632 @@
+"""``KnowledgeBase``: ingest files into tenant collections, search them, check and repair.
+
+Crash safety. Each ingested document version is written to the database as ``pending``
+(with its chunks; a chunk's id is its FAISS id) and the version it replaces is marked
+``deleting``. Every ``flush_chunks`` chunks, and at the end, the FAISS file is replaced
+atomically and then one transaction deletes the ``deleting`` versions and marks the
+``pending`` ones ``ready``. If the process dies in between, the next opening of the
+collection looks at which ids the index file holds and finishes or undoes each document
+(``recover``), so index and database agree again and re-running the ingest completes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+from tqdm import tqdm
+
+from knowledge.embedders import Embedder
+from knowledge.errors import (
+    CollectionNotFound,
+    DocumentNotFound,
+    EmbedderMismatch,
+    KnowledgeError,
+    UnreadableDocument,
+)
+from knowledge.lexical import BM25Index, rrf
+from knowledge.loaders import DEFAULT_MAX_BYTES, iter_files, load_file
+from knowledge.relevance import baseline, default_min_margin
+from knowledge.splitting import Chunk, Splitter
+from knowledge.store import (
+    DELETING,
+    PENDING,
+    READY,
+    ChunkRow,
+    CollectionRow,
+    DocumentRow,
+    make_sessionmaker,
+)
+from knowledge.vectors import VectorIndex, file_signature
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class KBConfig:
+    max_file_bytes: int = DEFAULT_MAX_BYTES
+    chunk_units: int = 160
+    overlap_units: int = 24
+    min_relevance: float | None = None  # cosine minus the query's baseline; None: by embedder
+    hybrid: bool = True
+    lexical_weight: float = 0.1  # weight of the BM25 ranking in the fusion
+    rrf_k: int = 10
+    candidates: int = 50  # per ranking, before fusion
+    flush_chunks: int = 512
+    embed_batch: int = 32
+    lock_timeout_s: float = 30.0
+
+
+@dataclass
+class FileOutcome:
+    source: str
+    action: str  # added | replaced | skipped | failed
+    reason: str = ""
+    chunks: int = 0
+
+
+@dataclass
+class IngestReport:
+    tenant: str
+    collection: str
+    files: list[FileOutcome] = field(default_factory=list)
+    recovered: int = 0
+    seconds: float = 0.0
+
+    def count(self, action: str) -> int:
+        return sum(1 for f in self.files if f.action == action)
+
+    @property
+    def chunks(self) -> int:
+        return sum(f.chunks for f in self.files if f.action in ("added", "replaced"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tenant": self.tenant, "collection": self.collection, "recovered": self.recovered,
+                "seconds": round(self.seconds, 3), "chunks": self.chunks,
+                "counts": {a: self.count(a) for a in ("added", "replaced", "skipped", "failed")},
+                "files": [asdict(f) for f in self.files]}
+
+
+@dataclass
+class Hit:
+    chunk_id: int
+    text: str
+    score: float  # cosine similarity with the query
+    relevance: float  # the cosine minus the query's off-topic baseline (knowledge.relevance)
+    fused: float  # the fusion score that ordered the hits
+    collection: str
+    source: str
+    title: str
+    heading: str | None = None
+    page: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class CheckResult:
+    tenant: str
+    collection: str
+    embedder: str
+    index_vectors: int
+    db_chunks: int
+    documents: int
+    missing_in_index: int = 0
+    extra_in_index: int = 0
+    recovered: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+@dataclass
+class _Cached:
+    signature: tuple[int, int, int] | None
+    index: VectorIndex
+    generation: int = -1
+    lexical: BM25Index | None = None
+    lexical_ids: np.ndarray | None = None
+
+
+class KnowledgeBase:
+    """Collections per tenant over one database and one folder of index files."""
+
+    def __init__(self, db_url: str, data_dir: Path, embedder: Embedder,
+                 config: KBConfig | None = None) -> None:
+        self.embedder = embedder
+        self.config = config or KBConfig()
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._sessions = make_sessionmaker(db_url)
+        self._splitter = Splitter(self.config.chunk_units, self.config.overlap_units)
+        self._cache: dict[int, _Cached] = {}
+        self._lock = threading.RLock()
+
+    @property
+    def min_relevance(self) -> float:
+        t = self.config.min_relevance
+        return default_min_margin(self.embedder.name) if t is None else t
+
+    # -- collections --------------------------------------------------------------------
+
+    def _index_path(self, col: CollectionRow) -> Path:
+        return self.data_dir / f"collection-{col.id}.faiss"
+
+    def collections(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        with self._sessions() as s:
+            q = select(CollectionRow).order_by(CollectionRow.tenant, CollectionRow.name)
+            if tenant is not None:
+                q = q.where(CollectionRow.tenant == tenant)
+            out = []
+            for col in s.scalars(q):
+                docs, chunks = s.execute(
+                    select(func.count(DocumentRow.id), func.coalesce(func.sum(DocumentRow.n_chunks), 0))
+                    .where(DocumentRow.collection_id == col.id, DocumentRow.status == READY)).one()
+                out.append({"tenant": col.tenant, "name": col.name, "embedder": col.embedder,
+                            "dim": col.dim, "documents": int(docs), "chunks": int(chunks)})
+            return out
+
+    def documents(self, tenant: str, collection: str) -> list[dict[str, Any]]:
+        with self._sessions() as s:
+            col = self._collection(s, tenant, collection)
+            rows = s.scalars(select(DocumentRow).where(DocumentRow.collection_id == col.id,
+                                                       DocumentRow.status == READY)
+                             .order_by(DocumentRow.source))
+            return [{"source": d.source, "title": d.title, "chunks": d.n_chunks,
+                     "sha256": d.content_hash, "added": d.created_at.isoformat()} for d in rows]
+
+    def _collection(self, s: Session, tenant: str, name: str) -> CollectionRow:
+        col = s.scalar(select(CollectionRow).where(CollectionRow.tenant == tenant,
+                                                   CollectionRow.name == name))
+        if col is None:
+            raise CollectionNotFound(f"no collection named {name!r} for tenant {tenant!r}")
+        return col
+
+    def _check_embedder(self, col: CollectionRow) -> None:
+        if col.embedder != self.embedder.name or col.dim != self.embedder.dim:
+            raise EmbedderMismatch(
+                f"collection {col.name!r} was built with {col.embedder} ({col.dim}-d) but the "
+                f"embedder now is {self.embedder.name} ({self.embedder.dim}-d); use the same "
+                f"embedder or run `mentorly kb rebuild --collection {col.name}`")
+
+    def _ensure_collection(self, tenant: str, name: str) -> CollectionRow:
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise KnowledgeError("a collection name must have 1 to 200 characters")
+        with self._sessions() as s:
+            col = s.scalar(select(CollectionRow).where(CollectionRow.tenant == tenant,
+                                                       CollectionRow.name == name))
+            if col is None:
+                col = CollectionRow(tenant=tenant, name=name, embedder=self.embedder.name,
+                                    dim=self.embedder.dim, generation=0)
+                s.add(col)
+                s.commit()
+            return col
+
+    def delete_collection(self, tenant: str, name: str) -> None:
+        with self._sessions() as s:
+            col = self._collection(s, tenant, name)
+            with self._write_lock(col):
+                s.delete(col)
+                s.commit()
+                self._index_path(col).unlink(missing_ok=True)
+                with self._lock:
+                    self._cache.pop(col.id, None)
+
+    # -- writing ------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _write_lock(self, col: CollectionRow) -> Iterator[None]:
+        """One writer per collection across processes (the server and the CLI)."""
+        path = self.data_dir / f"collection-{col.id}.lock"
+        with open(path, "a+b") as fh:
+            deadline = time.monotonic() + self.config.lock_timeout_s
+            while True:
+                try:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise KnowledgeError(f"collection {col.name!r} is being written by another "
+                                             f"process; try again when it has finished") from None
+                    time.sleep(0.2)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def ingest(self, paths: Iterable[Path], tenant: str, collection: str, *,
+               progress: bool = False,
+               on_file: Callable[[FileOutcome], None] | None = None) -> IngestReport:
+        """Add new files, replace changed ones, skip unchanged ones (by content hash)."""
+        started = time.perf_counter()
+        col = self._ensure_collection(tenant, collection)
+        self._check_embedder(col)
+        report = IngestReport(tenant=tenant, collection=col.name)
+        files = list(iter_files(paths))
+        with self._write_lock(col):
+            report.recovered = self._recover(col)
+            index = VectorIndex.open(self._index_path(col), col.dim)
+            with self._sessions() as s:
+                current = {d.source: d for d in s.scalars(
+                    select(DocumentRow).where(DocumentRow.collection_id == col.id,
+                                              DocumentRow.status == READY))}
+            seen: set[str] = set()
+            batch = _Batch()
+            bar = tqdm(total=len(files), unit="file", disable=not progress, desc=f"ingest {col.name}")
+            try:
+                for path, source in files:
+                    outcome = self._ingest_one(col, index, path, source, current, seen, batch)
+                    report.files.append(outcome)
+                    if on_file is not None:
+                        on_file(outcome)
+                    bar.update(1)
+                    bar.set_postfix_str(f"{outcome.action}: {source[-40:]}", refresh=False)
+                    if batch.chunks >= self.config.flush_chunks:
+                        self._flush(col, index, batch)
+                self._flush(col, index, batch)
+            finally:
+                bar.close()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _ingest_one(self, col: CollectionRow, index: VectorIndex, path: Path, source: str,
+                    current: dict[str, DocumentRow], seen: set[str], batch: _Batch) -> FileOutcome:
+        if source in seen:
+            return FileOutcome(source, "skipped", "another file with the same name in this ingest")
+        seen.add(source)
+        try:
+            loaded = load_file(path, source, self.config.max_file_bytes)
+        except UnreadableDocument as exc:
+            return FileOutcome(source, "failed", str(exc))
+        old = current.get(source)
+        if old is not None and old.content_hash == loaded.content_hash:
+            return FileOutcome(source, "skipped", "unchanged", old.n_chunks)
+        chunks = self._splitter.split(loaded.sections)
+        if not chunks:
+            return FileOutcome(source, "failed", "no text to index")
+        vectors = self._embed_documents([c.embedding_text() for c in chunks])
+        with self._sessions() as s:
+            if old is not None:
+                s.execute(update(DocumentRow).where(DocumentRow.id == old.id).values(status=DELETING))
+            doc = DocumentRow(collection_id=col.id, source=source, title=loaded.title,
+                              content_hash=loaded.content_hash, status=PENDING, n_chunks=len(chunks))
+            doc.chunks = [ChunkRow(collection_id=col.id, ordinal=n, text=c.text,
+                                   meta={"heading": c.heading, "page": c.page})
+                          for n, c in enumerate(chunks)]
+            s.add(doc)
+            s.commit()
+            ids = np.array([c.id for c in doc.chunks], dtype=np.int64)
+            old_ids = (list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == old.id)))
+                       if old is not None else [])
+        index.add(ids, vectors)
+        batch.pending.append(doc.id)
+        batch.chunks += len(chunks)
+        if old is not None:
+            index.remove(old_ids)
+            batch.deleting.append(old.id)
+        current[source] = doc
+        notes = "; ".join(loaded.notes)
+        if old is not None:
+            return FileOutcome(source, "replaced", "content changed" + (f"; {notes}" if notes else ""),
+                               len(chunks))
+        return FileOutcome(source, "added", notes, len(chunks))
+
+    def _embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        step = self.config.embed_batch
+        parts = [self.embedder.embed_documents(list(texts[i:i + step]))
+                 for i in range(0, len(texts), step)]
+        return np.concatenate(parts).astype(np.float32) if parts else \
+            np.zeros((0, self.embedder.dim), dtype=np.float32)
+
+    def _flush(self, col: CollectionRow, index: VectorIndex, batch: _Batch) -> None:
+        """The commit point: replace the index file, then settle the documents."""
+        if not batch.pending and not batch.deleting:
+            return
+        index.save()
+        with self._sessions() as s:
+            if batch.deleting:
+                s.execute(delete(ChunkRow).where(ChunkRow.document_id.in_(batch.deleting)))
+                s.execute(delete(DocumentRow).where(DocumentRow.id.in_(batch.deleting)))
+            if batch.pending:
+                s.execute(update(DocumentRow).where(DocumentRow.id.in_(batch.pending))
+                          .values(status=READY))
+            s.execute(update(CollectionRow).where(CollectionRow.id == col.id)
+                      .values(generation=CollectionRow.generation + 1))
+            s.commit()
+        batch.clear()
+
+    def delete_document(self, tenant: str, collection: str, source: str) -> int:
+        """Remove a document (by source name, or title when that is unique); returns its chunks."""
+        with self._sessions() as s:
+            col = self._collection(s, tenant, collection)
+        with self._write_lock(col):
+            self._recover(col)
+            with self._sessions() as s:
+                docs = list(s.scalars(select(DocumentRow).where(
+                    DocumentRow.collection_id == col.id, DocumentRow.status == READY,
+                    (DocumentRow.source == source) | (DocumentRow.title == source))))
+                exact = [d for d in docs if d.source == source]
+                docs = exact or docs
+                if not docs:
+                    raise DocumentNotFound(f"no document {source!r} in collection {collection!r}")
+                if len(docs) > 1:
+                    raise DocumentNotFound(f"{source!r} matches several documents; use the source "
+                                           f"name shown by `mentorly kb list`")
+                doc = docs[0]
+                ids = list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == doc.id)))
+                doc.status = DELETING
+                s.commit()
+            index = VectorIndex.open(self._index_path(col), col.dim)
+            index.remove(ids)
+            batch = _Batch(deleting=[doc.id])
+            self._flush(col, index, batch)
+            return len(ids)
+
+    # -- consistency ----------------------------------------------------------------------
+
+    def _recover(self, col: CollectionRow) -> int:
+        """Finish or undo documents left ``pending``/``deleting`` by an interrupted write.
+
+        Call with the collection's write lock held. Returns how many documents it settled.
+        """
+        with self._sessions() as s:
+            unsettled = list(s.scalars(select(DocumentRow).where(
+                DocumentRow.collection_id == col.id, DocumentRow.status.in_((PENDING, DELETING)))))
+            if not unsettled:
+                return 0
+            index = VectorIndex.open(self._index_path(col), col.dim)
+            present = set(index.ids().tolist())
+            changed = False
+            for doc in unsettled:
+                ids = list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == doc.id)))
+                inside = [i for i in ids if i in present]
+                complete = bool(ids) and len(inside) == len(ids)
+                if doc.status == PENDING and complete:
+                    doc.status = READY  # the index was written: roll forward
+                elif doc.status == DELETING and inside:
+                    if not complete:
+                        index.remove(inside)
+                        changed = True
+                        s.delete(doc)
+                    else:
+                        doc.status = READY  # the index still has it: roll back the delete
+                else:
+                    if inside:
+                        index.remove(inside)
+                        changed = True
+                    s.delete(doc)
+            if changed:
+                index.save()
+            s.execute(update(CollectionRow).where(CollectionRow.id == col.id)
+                      .values(generation=CollectionRow.generation + 1))
+            s.commit()
+            log.warning("collection %s/%s: settled %d documents left by an interrupted write",
+                        col.tenant, col.name, len(unsettled))
+            return len(unsettled)
+
+    def check(self, tenant: str | None = None, collection: str | None = None) -> list[CheckResult]:
+        """Compare each collection's index file with its database rows."""
+        with self._sessions() as s:
+            q = select(CollectionRow).order_by(CollectionRow.tenant, CollectionRow.name)
+            if tenant is not None:
+                q = q.where(CollectionRow.tenant == tenant)
+            if collection is not None:
+                q = q.where(CollectionRow.name == collection)
+            cols = list(s.scalars(q))
+        if collection is not None and not cols:
+            raise CollectionNotFound(f"no collection named {collection!r}")
+        return [self._check_one(col) for col in cols]
+
+    def _check_one(self, col: CollectionRow) -> CheckResult:
+        with self._write_lock(col):
+            recovered = self._recover(col)
+        with self._sessions() as s:
+            db_ids = set(s.scalars(select(ChunkRow.id).join(DocumentRow).where(
+                ChunkRow.collection_id == col.id, DocumentRow.status == READY)))
+            docs = s.scalar(select(func.count(DocumentRow.id)).where(
+                DocumentRow.collection_id == col.id, DocumentRow.status == READY)) or 0
+        result = CheckResult(tenant=col.tenant, collection=col.name, embedder=col.embedder,
+                             index_vectors=0, db_chunks=len(db_ids), documents=int(docs),
+                             recovered=recovered)
+        path = self._index_path(col)
+        if not path.exists() and db_ids:
+            result.problems.append("the index file is missing")
+            result.missing_in_index = len(db_ids)
+            return result
+        try:
+            index = VectorIndex.open(path, col.dim)
+        except KnowledgeError as exc:
+            result.problems.append(str(exc))
+            return result
+        index_ids = set(index.ids().tolist())
+        result.index_vectors = len(index_ids)
+        result.missing_in_index = len(db_ids - index_ids)
+        result.extra_in_index = len(index_ids - db_ids)
+        if result.missing_in_index:
+            result.problems.append(f"{result.missing_in_index} chunks are in the database but not "
+                                   f"in the index")
+        if result.extra_in_index:
+            result.problems.append(f"{result.extra_in_index} vectors in the index have no chunk in "
+                                   f"the database")
+        return result
+
+    def rebuild(self, tenant: str, collection: str, *, progress: bool = False) -> CheckResult:
+        """Re-embed every chunk of the collection into a fresh index (also switches it to the
+        current embedder)."""
+        with self._sessions() as s:
+            col = self._collection(s, tenant, collection)
+        with self._write_lock(col):
+            self._recover(col)
+            with self._sessions() as s:
+                rows = s.execute(select(ChunkRow.id, ChunkRow.text, ChunkRow.meta).join(DocumentRow)
+                                 .where(ChunkRow.collection_id == col.id, DocumentRow.status == READY)
+                                 .order_by(ChunkRow.id)).all()
+            index = VectorIndex.empty(self._index_path(col), self.embedder.dim)
+            step = max(self.config.embed_batch, 1)
+            with tqdm(total=len(rows), unit="chunk", disable=not progress,
+                      desc=f"rebuild {col.name}") as bar:
+                for i in range(0, len(rows), step):
+                    part = rows[i:i + step]
+                    texts = [Chunk(r.text, heading=(r.meta or {}).get("heading")).embedding_text()
+                             for r in part]
+                    index.add(np.array([r.id for r in part], dtype=np.int64),
+                              self.embedder.embed_documents(texts))
+                    bar.update(len(part))
+            index.save()
+            with self._sessions() as s:
+                s.execute(update(CollectionRow).where(CollectionRow.id == col.id).values(
+                    embedder=self.embedder.name, dim=self.embedder.dim,
+                    generation=CollectionRow.generation + 1))
+                s.commit()
+            with self._lock:
+                self._cache.pop(col.id, None)
+        return self.check(tenant, collection)[0]
+
+    # -- searching ------------------------------------------------------------------------
+
+    def search(self, tenant: str, query: str, collections: Sequence[str] | None = None, k: int = 5,
+               *, hybrid: bool | None = None, min_relevance: float | None = None) -> list[Hit]:
+        """The best ``k`` passages above the relevance threshold, best first.
+
+        ``collections=None`` searches all the tenant's collections built with the current
+        embedder (others are skipped with a warning: their vectors are not comparable).
+        """
+        query = (query or "").strip()
+        if not query:
+            raise KnowledgeError("the search query is empty")
+        hybrid = self.config.hybrid if hybrid is None else hybrid
+        min_relevance = self.min_relevance if min_relevance is None else min_relevance
+        cols = self._search_collections(tenant, collections)
+        if not cols:
+            return []
+        qv = self.embedder.embed_queries([query])[0]
+        return self.search_vector(cols, query, qv, k, hybrid=hybrid, min_relevance=min_relevance)
+
+    def _search_collections(self, tenant: str, names: Sequence[str] | None) -> list[CollectionRow]:
+        with self._sessions() as s:
+            if names is None:
+                cols = list(s.scalars(select(CollectionRow).where(CollectionRow.tenant == tenant)))
+                usable = [c for c in cols if c.embedder == self.embedder.name
+                          and c.dim == self.embedder.dim]
+                for c in cols:
+                    if c not in usable:
+                        log.warning("collection %s/%s skipped: built with %s", tenant, c.name,
+                                    c.embedder)
+                return usable
+            cols = [self._collection(s, tenant, n) for n in names]
+        for c in cols:
+            self._check_embedder(c)
+        return cols
+
+    def search_vector(self, cols: list[CollectionRow], query: str, qv: np.ndarray, k: int, *,
+                      hybrid: bool, min_relevance: float) -> list[Hit]:
+        """Search with an already computed query vector (the benchmarks time the parts)."""
+        n = max(self.config.candidates, k)
+        dense: list[tuple[float, int, int]] = []  # (score, collection id, chunk id)
+        lexical: list[tuple[float, int, int]] = []
+        cosine: dict[tuple[int, int], float] = {}
+        for col in cols:
+            cached = self._cached(col, lexical=hybrid)
+            for cid, score in cached.index.search(qv, n):
+                dense.append((score, col.id, cid))
+                cosine[(col.id, cid)] = score
+            if hybrid and cached.lexical is not None and cached.lexical_ids is not None:
+                top = [(int(cached.lexical_ids[row]), s) for row, s in cached.lexical.top(query, n)]
+                missing = [cid for cid, _ in top if (col.id, cid) not in cosine]
+                for cid, score in cached.index.scores_for(qv, missing).items():
+                    cosine[(col.id, cid)] = score
+                lexical.extend((s, col.id, cid) for cid, s in top)
+        dense.sort(key=lambda t: -t[0])
+        rankings = [[(c, i) for _, c, i in dense[:n]]]
+        if hybrid:
+            lexical.sort(key=lambda t: -t[0])
+            rankings.append([(c, i) for _, c, i in lexical[:n]])
+        keys = {key: pos for pos, key in enumerate({key for r in rankings for key in r})}
+        back = {pos: key for key, pos in keys.items()}
+        fused = rrf([[keys[key] for key in r] for r in rankings], k=self.config.rrf_k,
+                    weights=[1.0, self.config.lexical_weight][:len(rankings)])
+        threshold = baseline(self.embedder, qv) + min_relevance
+        chosen = [(back[pos], f) for pos, f in fused if cosine.get(back[pos], -2.0) >= threshold]
+        return self._hits(cols, chosen[:k * 2], cosine, threshold - min_relevance)[:k]
+
+    def _hits(self, cols: list[CollectionRow], chosen: list[tuple[tuple[int, int], float]],
+              cosine: dict[tuple[int, int], float], base: float) -> list[Hit]:
+        if not chosen:
+            return []
+        names = {c.id: c.name for c in cols}
+        with self._sessions() as s:
+            rows = s.execute(
+                select(ChunkRow.id, ChunkRow.text, ChunkRow.meta, DocumentRow.source, DocumentRow.title)
+                .join(DocumentRow).where(ChunkRow.id.in_([cid for (_, cid), _ in chosen]),
+                                         DocumentRow.status == READY)).all()
+        by_id = {r.id: r for r in rows}
+        hits = []
+        for (col_id, cid), fused in chosen:
+            r = by_id.get(cid)
+            if r is None:
+                continue  # written by another process a moment ago and not settled yet
+            meta = r.meta or {}
+            score = cosine[(col_id, cid)]
+            hits.append(Hit(chunk_id=cid, text=r.text, score=round(score, 4),
+                            relevance=round(score - base, 4), fused=round(fused, 5),
+                            collection=names[col_id], source=r.source,
+                            title=r.title, heading=meta.get("heading"), page=meta.get("page")))
+        return hits
+
+    def _cached(self, col: CollectionRow, *, lexical: bool) -> _Cached:
+        """The collection's index (reloaded when another process replaced the file) and its
+        BM25 index (rebuilt when the collection's generation moves)."""
+        path = self._index_path(col)
+        with self._lock:
+            sig = file_signature(path)
+            cached = self._cache.get(col.id)
+            if cached is None or cached.signature != sig:
+                cached = _Cached(sig, VectorIndex.open(path, col.dim))
+                self._cache[col.id] = cached
+            if lexical:
+                with self._sessions() as s:
+                    generation = s.scalar(select(CollectionRow.generation)
+                                          .where(CollectionRow.id == col.id))
+                if cached.lexical is None or cached.generation != generation:
+                    with self._sessions() as s:
+                        rows = s.execute(select(ChunkRow.id, ChunkRow.text, ChunkRow.meta)
+                                         .join(DocumentRow)
+                                         .where(ChunkRow.collection_id == col.id,
+                                                DocumentRow.status == READY)).all()
+                    cached.lexical = BM25Index([Chunk(r.text, heading=(r.meta or {}).get("heading"))
+                                                .embedding_text() for r in rows])
+                    cached.lexical_ids = np.array([r.id for r in rows], dtype=np.int64)
+                    cached.generation = int(generation or 0)
+            return cached
+
+    def collection_rows(self, tenant: str, names: Sequence[str] | None = None) -> list[CollectionRow]:
+        return self._search_collections(tenant, names)
+
+
+@dataclass
+class _Batch:
+    pending: list[int] = field(default_factory=list)
+    deleting: list[int] = field(default_factory=list)
+    chunks: int = 0
+
+    def clear(self) -> None:
+        self.pending.clear()
+        self.deleting.clear()
+        self.chunks = 0

@@ -1,0 +1,27 @@
+"""Errors of the knowledge library (it imports nothing from the product; the plugin maps them)."""
+
+from __future__ import annotations
+
+
+class KnowledgeError(Exception):
+    """Base class; ``str(exc)`` is a sentence a user can read."""
+
+
+class UnreadableDocument(KnowledgeError):
+    """A file that cannot be ingested (empty, binary, encrypted, corrupt, too large...)."""
+
+
+class CollectionNotFound(KnowledgeError):
+    pass
+
+
+class DocumentNotFound(KnowledgeError):
+    pass
+
+
+class EmbedderMismatch(KnowledgeError):
+    """The collection was built with another embedder (or dimension) than the one offered."""
+
+
+class IndexCorrupt(KnowledgeError):
+    """The FAISS file cannot be read; ``kb rebuild`` recreates it from the database."""
