@@ -71,7 +71,7 @@ class ItemKNN:
         X = as_csr(X)
         norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=0)).ravel())
         co = (X.T @ X).tocsr().astype(np.float32)
-        co.setdiag(0)
+        co = (co - sp.diags(co.diagonal())).tocsr()  # setdiag() would warn on missing entries
         co.eliminate_zeros()
         co = co.tocoo()
         denom = norms[co.row] * norms[co.col] + self.shrink + 1e-9

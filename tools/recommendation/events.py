@@ -109,10 +109,10 @@ def record_events(events: Iterable[Any], *, tenant: str, settings: Any = None) -
         stored: set[tuple[str, str, str, int]] = set()
         for chunk in range(0, len(keys), 500):
             part = keys[chunk:chunk + 500]
-            stored.update(s.execute(select(Event.user, Event.resource, Event.kind, Event.ts_ms)
-                                    .where(Event.tenant == tenant,
-                                           tuple_(Event.user, Event.resource, Event.kind,
-                                                  Event.ts_ms).in_(part))).tuples())
+            query = select(Event.user, Event.resource, Event.kind, Event.ts_ms).where(
+                Event.tenant == tenant,
+                tuple_(Event.user, Event.resource, Event.kind, Event.ts_ms).in_(part))
+            stored.update(tuple(row) for row in s.execute(query).all())
         for i, (user, resource, kind, value, ts) in checked:
             if resource not in resources:
                 report.rejected.append((i, f"unknown resource {resource!r} in tenant {tenant!r}"))

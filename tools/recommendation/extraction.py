@@ -19,7 +19,7 @@ _EN_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "
                "eight": 8, "nine": 9, "ten": 10, "a couple of": 2, "a few": 3, "a single": 1}
 _ZH_DIGITS = {"一": 1, "两": 2, "二": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8,
               "九": 9, "十": 10, "几": 3}
-_EN_UNIT = (r"(?:more\s+|new\s+|good\s+|free\s+|short\s+|other\s+|online\s+|\w+\s+)?"
+_EN_UNIT = (r"(?:[\w-]+\s+){0,3}?"
             r"(?:courses?|resources?|lessons?|classes|modules?|items?|things|recommendations?|"
             r"suggestions?|options?|topics?|materials?|tutorials?|books?|units?|ideas?)")
 _EN_K = re.compile(r"\b(\d{1,2}|" + "|".join(sorted(_EN_NUMBERS, key=len, reverse=True)) +

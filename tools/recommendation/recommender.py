@@ -183,11 +183,6 @@ def recommend(tenant: str, user: str, *, k: int = 5, subject: str | None = None,
     scorer = HybridScorer(model.B, model.popularity, model.content)
     topic_vector = _topic_vector(topic, model, settings)
     blend = scorer.blend(history, topic_vector)
-    relevance = None
-    if topic_vector is not None and model.content is not None:
-        sims = model.content @ topic_vector
-        relevance = (sims - sims.min()) / max(float(sims.max() - sims.min()), 1e-6)
-        blend = replace(blend, score=blend.score * (0.25 + 0.75 * relevance))
 
     known = set(by_id)
     candidates = [j for j, item_id in enumerate(model.item_ids) if item_id in by_id
@@ -211,6 +206,13 @@ def recommend(tenant: str, user: str, *, k: int = 5, subject: str | None = None,
                 else:
                     frontier += list(by_id[p].prerequisites or [])
         candidates = list(needed_for)
+    relevance = None
+    if topic_vector is not None and model.content is not None and candidates:
+        # How well each open resource matches the asked-for topic, scaled over the open ones.
+        sims = model.content @ topic_vector
+        lo, hi = float(sims[candidates].min()), float(sims[candidates].max())
+        relevance = np.clip((sims - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
+        blend = replace(blend, score=blend.score * (0.1 + 0.9 * relevance ** 2))
     lang = explain.lang_of(language)
     in_language = [j for j in candidates if by_id[model.item_ids[j]].language in (lang, "multi")]
     relaxed = len(in_language) < k <= len(candidates) or (not in_language and bool(candidates))
@@ -233,7 +235,7 @@ def _recommendation(j: int, model: RecModel, by_id: dict[str, CatalogItem], blen
                     topic: str | None, lang: str, relevance: np.ndarray | None = None,
                     unlocks: str | None = None) -> Recommendation:
     item = by_id[model.item_ids[j]]
-    if relevance is not None and relevance[j] >= 0.6:
+    if relevance is not None and relevance[j] >= 0.8:
         return _rec(item, blend.score[j], explain.say("interest", lang, topic=topic), lang)
     if unlocks is not None and unlocks in by_id:
         return _rec(item, blend.score[j], explain.say("unlocks", lang,
