@@ -62,6 +62,4 @@ def train_text(ctx: click.Context, file: Path | None, name: str | None, preset: 
                                      extra_meta={"source": Path(file).name})  # type: ignore[arg-type]
     except MentorlyError as exc:
         raise click.ClickException(exc.message) from None
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
     _report(model)

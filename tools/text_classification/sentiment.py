@@ -16,7 +16,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from assistant.errors import ConfigError
+from assistant.errors import ConfigError, InvalidInput
 from knowledge.embedders import Embedder, shared_embedder
 from tools.text_classification.artifacts import (
     SENTIMENT,
@@ -77,24 +77,35 @@ def recipe(embedder_name: str, n_train: int) -> dict[str, Any]:
             "test_pool": TEST_POOL, "n_train": n_train, "embedder": embedder_name, "C": C}
 
 
+def _reusable(current: LinearTextModel, wanted: dict[str, Any], size_given: bool) -> bool:
+    have = current.meta.get("recipe") or {}
+    if size_given:
+        return have == wanted
+    # no size asked for: any model built from this split with this embedder will do
+    return all(have.get(k) == wanted[k] for k in ("data", "split_seed", "test_pool", "embedder"))
+
+
 def prepare_sentiment(settings: Any, progress: bool = True, *, n_train: int | None = None,
                       force: bool = False, embedder: Embedder | None = None) -> LinearTextModel:
     """Train (or reuse) the default sentiment model under ``models/text/sentiment/vN``.
 
     Called by ``mentorly models prepare`` and ``mentorly train text --preset sentiment``.
-    An existing latest version built with the same recipe is reused unless ``force``.
+    Without ``n_train`` an existing model built from the same split with the same embedder is
+    reused (whatever its size); with ``n_train`` only one built with exactly that recipe.
+    ``force`` always trains a new version.
     """
+    size_given = n_train is not None
     n_train = DEFAULT_TRAIN_SIZE if n_train is None else n_train
     if embedder is None:
         embedder = shared_embedder(settings.embedder.name, settings.embedder.threads)
     wanted = recipe(embedder.name, n_train)
     if not force and latest_version(settings, SENTIMENT) is not None:
         current = load_model(settings, SENTIMENT)
-        if current.meta.get("recipe") == wanted:
+        if _reusable(current, wanted, size_given):
             return current
     train_pool, _ = split_reviews()
     if not 2 <= n_train <= len(train_pool):
-        raise ValueError(f"n_train must be between 2 and {len(train_pool)}")
+        raise InvalidInput(f"the sentiment training size must be between 2 and {len(train_pool)}")
     chosen = train_pool[:n_train]
     texts = [text for text, _ in chosen]
     labels = [label for _, label in chosen]
