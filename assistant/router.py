@@ -2,7 +2,8 @@
 
 Small local LLMs choose tools badly, so a turn is routed here first. The classifier is a
 multinomial logistic regression over the embeddings of every registered tool's ``examples``
-plus the built-in "no tool" utterances (``router_data``); its probabilities are
+plus the built-in "no tool" utterances (``router_data``), with quoted material masked (it is
+the payload, not the intent) and long text clipped; its probabilities are
 temperature-scaled on out-of-fold predictions, so a confidence of 0.9 means roughly nine
 correct in ten on utterances like the training ones. Hard signal: an attached image goes to the
 tool whose capability is ``image``. The model retrains when ``registry.version`` changes, and
@@ -42,6 +43,11 @@ IMAGE_CAPABILITY = "image"
 # one thread), and intent sits at the start or the end of a message, so long text keeps both.
 CLIP_BUDGET = 64.0
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
+# Quoted material ("classify this: '...'") is the payload, not the intent: a quoted sentence about
+# photosynthesis must not make a classification request look like a science question.
+_QUOTED = re.compile(r"“[^”]{2,}”|\"[^\"]{2,}\"|「[^」]{2,}」|『[^』]{2,}』|‘[^’]{2,}’"
+                     r"|(?<!\w)'.{2,}?'(?!\w)", re.S)
+_PLACEHOLDER = ' "…" '
 _REG_C = 2.0
 _MAX_FOLDS = 5
 
@@ -75,6 +81,15 @@ def clip_text(text: str, budget: float = CLIP_BUDGET) -> str:
         acc += weights[tail_start - 1]
         tail_start -= 1
     return text[:head_end].rstrip() + " … " + text[tail_start:].lstrip()
+
+
+def intent_text(text: str) -> str:
+    """What the classifier embeds: quoted spans replaced by a placeholder (unless nothing else
+    is left), then clipped to the length budget."""
+    masked = _QUOTED.sub(_PLACEHOLDER, text)
+    if len(re.sub(r"[\W_…]+", "", masked)) < 3:
+        masked = text
+    return clip_text(re.sub(r"\s+", " ", masked).strip())
 
 
 class EmbeddingCache:
@@ -244,7 +259,7 @@ class Router:
         version = self.registry.version
         texts, labels, classes = training_set(self.registry)
         t0 = time.perf_counter()
-        x = self.cache.embed([clip_text(t) for t in texts])
+        x = self.cache.embed([intent_text(t) for t in texts])
         if len(classes) == 1:
             def only_none(q: np.ndarray) -> np.ndarray:
                 return np.zeros((len(q), 1))
@@ -275,7 +290,7 @@ class Router:
         if not text.strip():
             probs = {c: 0.0 for c in clf.labels} | {NONE_LABEL: 1.0}
         else:
-            q = self.embedder.embed_queries([clip_text(text.strip())])
+            q = self.embedder.embed_queries([intent_text(text.strip())])
             probs = dict(zip(clf.labels, clf.probabilities(q)[0].tolist(), strict=True))
         return {t.name: probs.get(t.name, 0.0) for t in self.registry} | {
             NONE_LABEL: probs[NONE_LABEL]}

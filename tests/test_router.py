@@ -20,7 +20,7 @@ from assistant.config import RouterSettings
 from assistant.errors import ConfigError, InvalidInput
 from assistant.llm.base import ToolCall
 from assistant.registry import ToolRegistry
-from assistant.router import Router, clip_text
+from assistant.router import Router, clip_text, intent_text
 from assistant.router_data import NONE_EXAMPLES_EN, NONE_EXAMPLES_ZH
 from assistant.tooling import Tool, make_tool
 from knowledge.embedders import Embedder, shared_embedder
@@ -264,6 +264,14 @@ def test_clip_text_keeps_head_and_tail() -> None:
     assert len(clipped) < 120
     zh = "甲" * 500
     assert len(clip_text(zh, budget=30)) <= 30 + 3
+
+
+def test_intent_text_masks_quoted_payload() -> None:
+    assert intent_text("Tag this: 'Mitochondria are the powerhouse of the cell.'") == 'Tag this: "…"'
+    assert intent_text("Sentiment of 'I can't believe I passed!'?") == 'Sentiment of "…" ?'
+    assert intent_text("这句评价是好评还是差评：“老师很耐心。”") == '这句评价是好评还是差评： "…"'
+    assert intent_text("What's the policy?") == "What's the policy?"
+    assert intent_text('"hello there"') == '"hello there"'  # nothing but a quote: kept
 
 
 def test_threshold_turns_a_weak_choice_into_no_tool(embedder: Embedder, cache_dir: Path) -> None:
