@@ -2,7 +2,8 @@
 
 From a request such as ``这条评论是正面还是负面的？“老师讲课太快。”`` or
 ``Classify 'X' into math, history or biology`` it pulls the quoted text (the longest quotation;
-without quotes, what follows the first colon), then the candidate labels from the rest:
+without quotes, what follows the first colon or else the first question mark), then the
+candidate labels from the rest:
 
 1. an explicit list (``a, b or c``, ``甲、乙或丙``, ``甲还是乙``, in brackets or after a colon or
    a word such as "into"); if every label is a sentiment word, no labels (the sentiment model);
@@ -71,6 +72,10 @@ def _find_text(message: str) -> tuple[str, str] | None:
         return text.strip(), message[:start] + " " + message[end:]
     colon = re.search(r"[:：]", message)
     if colon is None:
+        # "这条评论是正面还是负面的？老师讲课太快。": the text follows the question
+        question = re.search(r"[?？]", message)
+        if question and message[question.end():].strip():
+            return message[question.end():].strip(), message[: question.end()]
         return None
     before, after = message[: colon.start()], message[colon.end():].strip()
     # "标签：表扬、投诉或建议。建议每周……": the list comes first, the text after it.
