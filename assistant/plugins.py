@@ -27,6 +27,7 @@ hookimpl = pluggy.HookimplMarker("mentorly")
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "tools.image_classification",
     "tools.text_classification",
+    "tools.recommendation",
 )
 
 log = logging.getLogger(__name__)
