@@ -1,0 +1,34 @@
+"""Knowledge-search plugin: the ``knowledge_search`` tool, the ``mentorly kb`` commands, and
+the demo handbook loaded by ``mentorly models prepare`` (hence by ``make serve``).
+
+The library (``knowledge``) does the work; this package supplies settings, tenants and
+product errors. Heavy imports happen when a hook first needs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from assistant import Tool, hookimpl
+
+
+@hookimpl
+def register_tools(register: Callable[[Tool], None]) -> None:
+    from .tool import knowledge_search
+
+    register(knowledge_search)
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    from .cli import kb
+
+    cli.add_command(kb, "kb")
+
+
+@hookimpl
+def prepare_models(settings: Any, progress: bool) -> str | None:
+    from .demo import load_demo
+
+    return load_demo(settings, progress=progress)

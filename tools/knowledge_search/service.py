@@ -1,0 +1,60 @@
+"""One ``KnowledgeBase`` per (database, folder, embedder) per process, and the mapping of the
+library's errors onto the product's."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from assistant.errors import ConfigError, InvalidInput, MentorlyError, NotFound
+from knowledge import (
+    CollectionNotFound,
+    DocumentNotFound,
+    EmbedderMismatch,
+    IndexCorrupt,
+    KnowledgeBase,
+    KnowledgeError,
+)
+from knowledge.embedders import EmbedderError, shared_embedder
+from tools.knowledge_search.settings import knowledge_settings
+
+_bases: dict[tuple[str, str, str, int, str], KnowledgeBase] = {}
+_lock = threading.Lock()
+
+
+def index_dir(settings: Any) -> Path:
+    return Path(settings.home) / "indexes"
+
+
+def knowledge_base(settings: Any) -> KnowledgeBase:
+    ks = knowledge_settings(settings)
+    key = (settings.db_url, str(index_dir(settings)), settings.embedder.name,
+           settings.embedder.threads, ks.model_dump_json())
+    with _lock:
+        kb = _bases.get(key)
+        if kb is None:
+            with product_errors():
+                embedder = shared_embedder(settings.embedder.name, settings.embedder.threads)
+                kb = _bases[key] = KnowledgeBase(settings.db_url, index_dir(settings), embedder,
+                                                 ks.kb_config())
+        return kb
+
+
+def to_product_error(exc: Exception) -> MentorlyError:
+    if isinstance(exc, CollectionNotFound | DocumentNotFound):
+        return NotFound(str(exc))
+    if isinstance(exc, EmbedderMismatch | IndexCorrupt | EmbedderError):
+        return ConfigError(str(exc))
+    return InvalidInput(str(exc))
+
+
+@contextlib.contextmanager
+def product_errors() -> Iterator[None]:
+    """Re-raise the library's errors as ``assistant.errors`` classes (clear CLI/API messages)."""
+    try:
+        yield
+    except (KnowledgeError, EmbedderError) as exc:
+        raise to_product_error(exc) from exc

@@ -1,0 +1,41 @@
+"""Knowledge-base settings: ``MENTORLY_KNOWLEDGE__*`` environment variables (or a
+``knowledge`` section, should ``assistant.config.Settings`` gain one)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from knowledge import KBConfig
+
+
+class KnowledgeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MENTORLY_KNOWLEDGE__", extra="ignore")
+
+    max_file_mb: float = Field(50.0, gt=0, description="larger files are skipped with a reason")
+    hybrid: bool = Field(True, description="fuse BM25 with the dense ranking (RRF)")
+    lexical_weight: float = Field(0.1, ge=0.0, le=1.0)
+    min_relevance: float | None = Field(
+        None, description="minimum cosine margin over the off-topic baseline; default per embedder")
+    chunk_units: int = Field(160, ge=20, le=2000)
+    overlap_units: int = Field(24, ge=0, le=500)
+    flush_chunks: int = Field(512, ge=1, description="chunks between index writes while ingesting")
+    demo_collection: str = "demo"
+    load_demo: bool = Field(True, description="load the demo handbook on `models prepare`")
+
+    def kb_config(self) -> KBConfig:
+        return KBConfig(max_file_bytes=int(self.max_file_mb * 1024 * 1024), hybrid=self.hybrid,
+                        lexical_weight=self.lexical_weight, min_relevance=self.min_relevance,
+                        chunk_units=self.chunk_units, overlap_units=self.overlap_units,
+                        flush_chunks=self.flush_chunks)
+
+
+def knowledge_settings(settings: Any) -> KnowledgeSettings:
+    section = getattr(settings, "knowledge", None)
+    if isinstance(section, KnowledgeSettings):
+        return section
+    if section is not None and hasattr(section, "model_dump"):
+        return KnowledgeSettings(**section.model_dump())
+    return KnowledgeSettings()

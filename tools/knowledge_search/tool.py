@@ -1,0 +1,78 @@
+"""The ``knowledge_search`` tool: passages from the tenant's collections, with sources.
+
+Only passages above the relevance threshold are returned, so an empty ``sources`` list
+means "nothing relevant" and the agent says so instead of inventing an answer.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from assistant import Source, ToolContext, ToolError, ToolResult, tool
+from assistant.config import get_settings
+from knowledge import CollectionNotFound, EmbedderMismatch, Hit, KnowledgeError
+from tools.knowledge_search.examples import EXAMPLES
+from tools.knowledge_search.service import knowledge_base
+
+TOOL_VERSION = "1.0.0"
+MAX_QUERY_CHARS = 2000
+
+
+def extract_query(message: str, context: ToolContext) -> dict[str, Any]:
+    """The user's message is the query; no LLM needed."""
+    query = " ".join((message or "").split())
+    if not query:
+        raise ToolError("there is no question to search the documents for")
+    return {"query": query[:MAX_QUERY_CHARS]}
+
+
+def _summary(hits: list[Hit], collections: str) -> str:
+    if not hits:
+        return f"No passage relevant to the question was found in {collections}."
+    lines = [f"{len(hits)} relevant passage(s) from {collections}:"]
+    for n, h in enumerate(hits, 1):
+        where = " > ".join(p for p in (h.heading,) if p) or h.title
+        page = f", page {h.page}" if h.page else ""
+        lines.append(f"[{n}] {h.source}{page} — {where} (relevance {h.relevance:.2f})")
+    return "\n".join(lines)
+
+
+def _title(hit: Hit) -> str:
+    section = hit.heading.split(" > ")[-1] if hit.heading else None
+    return f"{hit.title} — {section}" if section and section != hit.title else hit.title
+
+
+@tool(name="knowledge_search", capability="knowledge", examples=EXAMPLES, version=TOOL_VERSION,
+      extractor=extract_query)
+def knowledge_search(
+    query: str,
+    collection: str | None = None,
+    k: Annotated[int, Field(ge=1, le=20)] = 5,
+    context: ToolContext | None = None,
+) -> ToolResult:
+    """Search the organisation's own documents (course handbooks, syllabi, policies, notes)
+    and return the relevant passages with their sources."""
+    settings = getattr(context, "settings", None) or get_settings()
+    tenant = getattr(context, "tenant", None) or settings.default_tenant
+    query = " ".join(query.split())[:MAX_QUERY_CHARS]
+    if not query:
+        raise ToolError("the search query is empty")
+    kb = knowledge_base(settings)
+    try:
+        hits = kb.search(tenant, query, None if collection is None else [collection], k=k)
+    except CollectionNotFound:
+        raise ToolError(f"there is no document collection named {collection!r}") from None
+    except EmbedderMismatch as exc:
+        raise ToolError(f"the collection cannot be searched right now: {exc}") from None
+    except KnowledgeError as exc:
+        raise ToolError(str(exc)) from None
+    searched = f"collection {collection!r}" if collection else "your document collections"
+    sources = [Source(title=_title(h), text=h.text, uri=h.source, score=h.score,
+                      metadata={"page": h.page, "heading": h.heading, "collection": h.collection,
+                                "relevance": h.relevance})
+               for h in hits]
+    return ToolResult(data=[h.to_dict() for h in hits], summary=_summary(hits, searched),
+                      model=kb.embedder.name, model_version=TOOL_VERSION,
+                      confidence=hits[0].score if hits else None, sources=sources)
