@@ -48,6 +48,7 @@ _CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uf900-\ufaff\uff00-\uffef]")
 _QUOTED = re.compile(r"“[^”]{2,}”|\"[^\"]{2,}\"|「[^」]{2,}」|『[^』]{2,}』|‘[^’]{2,}’"
                      r"|(?<!\w)'.{2,}?'(?!\w)", re.S)
 _PLACEHOLDER = ' "…" '
+_MAX_SCAN = 3000
 _REG_C = 2.0
 _MAX_FOLDS = 5
 
@@ -86,6 +87,8 @@ def clip_text(text: str, budget: float = CLIP_BUDGET) -> str:
 def intent_text(text: str) -> str:
     """What the classifier embeds: quoted spans replaced by a placeholder (unless nothing else
     is left), then clipped to the length budget."""
+    if len(text) > _MAX_SCAN:  # bound the regex work on huge messages
+        text = text[: _MAX_SCAN * 2 // 3] + " … " + text[-_MAX_SCAN // 3:]
     masked = _QUOTED.sub(_PLACEHOLDER, text)
     if len(re.sub(r"[\W_…]+", "", masked)) < 3:
         masked = text

@@ -272,6 +272,9 @@ def test_intent_text_masks_quoted_payload() -> None:
     assert intent_text("这句评价是好评还是差评：“老师很耐心。”") == '这句评价是好评还是差评： "…"'
     assert intent_text("What's the policy?") == "What's the policy?"
     assert intent_text('"hello there"') == '"hello there"'  # nothing but a quote: kept
+    started = time.perf_counter()
+    assert len(intent_text(" 'a" * 50_000)) < 300  # unclosed quotes: no quadratic blow-up
+    assert time.perf_counter() - started < 0.5
 
 
 def test_threshold_turns_a_weak_choice_into_no_tool(embedder: Embedder, cache_dir: Path) -> None:
