@@ -7,6 +7,7 @@ language and per capability, p50/p95 decision latency and the misroutes, then th
 baseline (the LLM given every tool schema; a turn without a tool call counts as ``none``).
 
     python benchmarks/routing.py [PATH] [--plugins a,b] [--quick] [--json] [--no-baseline]
+                                 [--baseline-rows N]
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ CAPABILITIES = ("image", "text", "recommend", "knowledge")
 EXPECTS = (*CAPABILITIES, "none")
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "routing_dev.jsonl"
 QUICK_BASELINE_ROWS = 6
+# Enough for any tool call on these rows; a direct answer is cut at its first visible text.
+BASELINE_MAX_TOKENS = 192
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -146,7 +149,7 @@ def run_baseline(registry: ToolRegistry, settings: Settings,
             lang = row["lang"] if row["lang"] in prompts.SYSTEM else "en"
             t0 = time.perf_counter()
             names = first_tool_call(backend, prompts.native_messages(lang, [], text), schemas,
-                                    settings.llm.max_tokens)
+                                    min(settings.llm.max_tokens, BASELINE_MAX_TOKENS))
             latency.append((time.perf_counter() - t0) * 1000)
             tool = next((registry.get(n) for n in names if n in registry), None)
             predicted.append((tool.capability or "?") if tool else ("none" if not names else "?"))
@@ -192,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"baseline on {QUICK_BASELINE_ROWS} rows only")
     parser.add_argument("--json", action="store_true", help="last line: one JSON object")
     parser.add_argument("--no-baseline", action="store_true", help="skip the LLM baseline")
+    parser.add_argument("--baseline-rows", type=int, default=None,
+                        help="baseline on this many rows spread over the file (default: all)")
     args = parser.parse_args(argv)
 
     try:
@@ -215,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         out: dict[str, Any] = {"data": str(args.path), "tools": tools, "rows": len(rows),
                                "scored": len(scored), "router": router_fig, "baseline": None}
         if not args.no_baseline:
-            subset = baseline_subset(scored, QUICK_BASELINE_ROWS if args.quick else None)
+            limit = args.baseline_rows or (QUICK_BASELINE_ROWS if args.quick else None)
+            subset = baseline_subset(scored, limit)
             try:
                 b_pred, b_lat = run_baseline(registry, settings, subset)
             except (MentorlyError, ImportError, OSError) as exc:
