@@ -36,7 +36,7 @@ from knowledge.errors import (
 )
 from knowledge.lexical import BM25Index, rrf
 from knowledge.loaders import DEFAULT_MAX_BYTES, iter_files, load_file
-from knowledge.relevance import baseline, default_min_margin
+from knowledge.relevance import CROSS_LINGUAL_REDUCTION, Baseline, default_min_margin
 from knowledge.splitting import Chunk, Splitter
 from knowledge.store import (
     DELETING,
@@ -562,12 +562,11 @@ class KnowledgeBase:
         back = {pos: key for key, pos in keys.items()}
         fused = rrf([[keys[key] for key in r] for r in rankings], k=self.config.rrf_k,
                     weights=[1.0, self.config.lexical_weight][:len(rankings)])
-        threshold = baseline(self.embedder, qv) + min_relevance
-        chosen = [(back[pos], f) for pos, f in fused if cosine.get(back[pos], -2.0) >= threshold]
-        return self._hits(cols, chosen[:k * 2], cosine, threshold - min_relevance)[:k]
+        chosen = [(back[pos], f) for pos, f in fused[:k * 4] if back[pos] in cosine]
+        return self._hits(cols, chosen, cosine, Baseline(self.embedder, query, qv), min_relevance)[:k]
 
     def _hits(self, cols: list[CollectionRow], chosen: list[tuple[tuple[int, int], float]],
-              cosine: dict[tuple[int, int], float], base: float) -> list[Hit]:
+              cosine: dict[tuple[int, int], float], base: Baseline, min_relevance: float) -> list[Hit]:
         if not chosen:
             return []
         names = {c.id: c.name for c in cols}
@@ -582,12 +581,15 @@ class KnowledgeBase:
             r = by_id.get(cid)
             if r is None:
                 continue  # written by another process a moment ago and not settled yet
-            meta = r.meta or {}
             score = cosine[(col_id, cid)]
+            margin, crossed = base.margin(score, r.text)
+            if margin < min_relevance - (CROSS_LINGUAL_REDUCTION if crossed else 0.0):
+                continue
+            meta = r.meta or {}
             hits.append(Hit(chunk_id=cid, text=r.text, score=round(score, 4),
-                            relevance=round(score - base, 4), fused=round(fused, 5),
-                            collection=names[col_id], source=r.source,
-                            title=r.title, heading=meta.get("heading"), page=meta.get("page")))
+                            relevance=round(margin, 4), fused=round(fused, 5),
+                            collection=names[col_id], source=r.source, title=r.title,
+                            heading=meta.get("heading"), page=meta.get("page")))
         return hits
 
     def _cached(self, col: CollectionRow, *, lexical: bool) -> _Cached:
