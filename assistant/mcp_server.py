@@ -25,7 +25,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
-from assistant.api.auth import authenticate_header, check_scope
+from assistant.api.auth import authenticate_request, check_scope
 from assistant.api.errors import mentorly_error_response
 from assistant.errors import MentorlyError
 from assistant.language import detect_language
@@ -129,8 +129,8 @@ class McpEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            principal = await anyio.to_thread.run_sync(
-                authenticate_header, Headers(scope=scope).get("authorization"), self._keys, self._limiter)
+            principal = await authenticate_request(Headers(scope=scope).get("authorization"), self._keys,
+                                                   self._limiter)
             check_scope(principal, TOOLS)
         except MentorlyError as exc:
             await mentorly_error_response(exc)(scope, receive, send)

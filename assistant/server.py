@@ -16,7 +16,7 @@ from fastapi.responses import RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from assistant.api import install_api
-from assistant.api.auth import authenticate_header
+from assistant.api.auth import authenticate_request
 from assistant.api.errors import error_body, install_error_handlers, mentorly_error_response
 from assistant.errors import MentorlyError
 from assistant.mcp_server import McpEndpoint
@@ -51,7 +51,7 @@ class UiKeyGuard:
             try:
                 if state is None:
                     raise RuntimeError("UiKeyGuard must wrap the FastAPI app")
-                authenticate_header(header, state.keys, state.limiter)
+                await authenticate_request(header, state.keys, state.limiter)
             except MentorlyError as exc:
                 if scope["type"] == "http":
                     await mentorly_error_response(exc)(scope, receive, send)
@@ -77,7 +77,7 @@ def create_app(runtime: Runtime, *, with_ui: bool = True) -> FastAPI:
     app.add_route("/mcp", mcp, methods=["GET", "POST", "DELETE"], include_in_schema=False)
 
     @app.get("/healthz", operation_id="health", tags=["service"])
-    def healthz() -> dict[str, Any]:
+    async def healthz() -> dict[str, Any]:
         return {"status": "ok", "tools": runtime.registry.names()}
 
     @app.get("/", include_in_schema=False)

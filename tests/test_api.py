@@ -420,3 +420,49 @@ def test_metrics_in_prometheus_text_format(tools_env: Env) -> None:
     assert value("mentorly_chat_turns_total", surface="api", outcome="ok") >= 1
     assert not any(name == "mentorly_http_requests_total" and ("route", "/api/nothing-here") in labels
                    for name, labels in samples)  # raw paths never become labels
+
+
+def test_trivial_tools_run_inline_after_proving_cheap_and_slow_ones_go_back_to_threads() -> None:
+    import anyio
+
+    from assistant import ToolContext, tool
+    from assistant.api.tools import ToolRunner
+
+    delay = {"s": 0.0}
+
+    @tool
+    def maybe_slow(x: int) -> int:
+        """Return x, sleeping first when told to."""
+        time.sleep(delay["s"])
+        return x
+
+    runner, context = ToolRunner(inline_s=0.002, streak=3), ToolContext(tenant="t", user="u")
+
+    async def call() -> int:
+        return (await runner.run(maybe_slow, {"x": 7}, context, timeout=5)).data
+
+    threads: list[bool] = []
+    for _ in range(5):
+        threads.append(not runner.is_inline("maybe_slow"))
+        assert anyio.run(call) == 7
+    assert threads == [True, True, True, False, False]
+    delay["s"] = 0.01  # the tool turns slow: one inline call, then back to threads
+    assert anyio.run(call) == 7 and not runner.is_inline("maybe_slow")
+    for _ in range(4):
+        assert anyio.run(call) == 7
+    assert not runner.is_inline("maybe_slow")
+
+
+def test_revoking_through_the_store_ends_a_cached_key_at_once(tmp_path: Path) -> None:
+    from assistant.errors import Unauthorized
+    from assistant.security import KeyStore
+    from assistant.storage import Database
+
+    store = KeyStore(Database(f"sqlite:///{tmp_path / 'keys.db'}"))
+    key, info = store.create("acme", ["tools"])
+    assert store.authenticate(key).tenant == "acme"
+    assert store.cached(key) is not None  # the hot path: no database
+    store.revoke(info.id)
+    assert store.cached(key) is None
+    with pytest.raises(Unauthorized, match="revoked"):
+        store.authenticate(key)

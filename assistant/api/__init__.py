@@ -22,6 +22,7 @@ def install_api(app: FastAPI, runtime: Runtime) -> Metrics:
     app.state.keys = KeyStore(runtime.db)
     app.state.limiter = RateLimiter(runtime.settings.api.rate_limit_per_minute)
     app.state.metrics = Metrics()
+    app.state.tool_runner = tools.ToolRunner()
     install_error_handlers(app)
     for module in (uploads, chat, conversations, tools, openai_compat, metrics):
         app.include_router(module.router)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -20,18 +21,33 @@ bearer = HTTPBearer(auto_error=False, scheme_name="ApiKey",
                     description="An API key from `mentorly keys create` (shown once).")
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 
-def authenticate_header(authorization: str | None, keys: KeyStore, limiter: RateLimiter) -> Principal:
-    """The principal for a raw ``Authorization`` header value (used by the MCP mount too)."""
+def bearer_token(authorization: str | None) -> str:
     if not authorization:
         raise Unauthorized("an API key is required: send 'Authorization: Bearer <key>'")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("use 'Authorization: Bearer <key>'")
-    principal = keys.authenticate(token.strip())
+    return token.strip()
+
+
+def authenticate_header(authorization: str | None, keys: KeyStore, limiter: RateLimiter) -> Principal:
+    """The principal for a raw ``Authorization`` header value (may query the database)."""
+    principal = keys.authenticate(bearer_token(authorization))
+    limiter.check(principal.key_id or principal.tenant)
+    return principal
+
+
+async def authenticate_request(authorization: str | None, keys: KeyStore, limiter: RateLimiter) -> Principal:
+    """As ``authenticate_header``, without blocking the event loop: a recently seen key is
+    answered from memory, others are looked up in a worker thread."""
+    token = bearer_token(authorization)
+    principal = keys.cached(token)
+    if principal is None:
+        principal = await anyio.to_thread.run_sync(keys.authenticate, token)
     limiter.check(principal.key_id or principal.tenant)
     return principal
 
@@ -47,10 +63,10 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
 def require(scope: str) -> Callable[..., Principal]:
     """A dependency: a valid, unrevoked key with ``scope`` (or ``admin``), within its rate limit."""
 
-    def dependency(request: Request, credentials: Credentials) -> Principal:
+    async def dependency(request: Request, credentials: Credentials) -> Principal:
         # ``credentials`` only documents the scheme in OpenAPI; the raw header gives better errors.
-        principal = authenticate_header(request.headers.get("authorization"), request.app.state.keys,
-                                        request.app.state.limiter)
+        principal = await authenticate_request(request.headers.get("authorization"),
+                                               request.app.state.keys, request.app.state.limiter)
         check_scope(principal, scope)
         request.state.principal = principal
         return principal

@@ -22,7 +22,7 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from assistant.api.auth import authenticate_header, check_scope
+from assistant.api.auth import authenticate_request, check_scope
 from assistant.security import ADMIN
 
 disable_created_metrics()  # no "*_created" gauge per series: they double the output for nothing
@@ -102,10 +102,10 @@ router = APIRouter()
 
 @router.get("/metrics", operation_id="metrics", tags=["service"], response_class=Response,
             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
-def metrics(request: Request) -> Response:
+async def metrics(request: Request) -> Response:
     """Prometheus metrics (public unless ``api.metrics_public`` is false; then the admin scope)."""
     if not request.app.state.runtime.settings.api.metrics_public:
-        principal = authenticate_header(request.headers.get("authorization"), request.app.state.keys,
-                                        request.app.state.limiter)
+        principal = await authenticate_request(request.headers.get("authorization"), request.app.state.keys,
+                                               request.app.state.limiter)
         check_scope(principal, ADMIN)
     return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

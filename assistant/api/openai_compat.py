@@ -78,7 +78,7 @@ class ModelList(BaseModel):
 
 
 @router.get("/v1/models", operation_id="list_models", response_model=ModelList, responses=ERROR_RESPONSES)
-def list_models(_principal: ChatKey) -> ModelList:
+async def list_models(_principal: ChatKey) -> ModelList:
     return ModelList(data=[ModelInfo(id=MODEL_ID, created=_CREATED, owned_by="mentorly")])
 
 

@@ -13,9 +13,51 @@ from assistant.api.auth import RuntimeDep, ToolsKey
 from assistant.api.schemas import ERROR_RESPONSES, ErrorResponse, ToolCallRequest, ToolCallResult, ToolInfo
 from assistant.errors import ToolTimeout
 from assistant.language import detect_language
-from assistant.tooling import ToolContext
+from assistant.tooling import Tool, ToolContext, ToolResult
 
 router = APIRouter(tags=["tools"])
+
+
+class ToolRunner:
+    """Runs tools in worker threads, except tools that have proven trivial.
+
+    A thread hop costs more than a trivial tool itself (about 0.1–1 ms, more on a loaded CPU),
+    so after ``streak`` consecutive runs each under ``inline_s`` a tool runs on the event loop.
+    Any inline run over ``inline_s`` sends it back to threads, where it must prove itself again:
+    at worst one unexpectedly slow call delays the loop once. Model-backed tools never qualify.
+    """
+
+    def __init__(self, inline_s: float = 0.0005, streak: int = 50) -> None:
+        self.inline_s = inline_s
+        self.streak = streak
+        self._fast_runs: dict[str, int] = {}
+
+    def is_inline(self, name: str) -> bool:
+        return self._fast_runs.get(name, 0) >= self.streak
+
+    async def run(self, tool: Tool, arguments: dict[str, Any], context: ToolContext,
+                  timeout: float) -> ToolResult:
+        name = tool.name
+        if self.is_inline(name):
+            started = time.perf_counter()
+            try:
+                return tool.invoke(arguments, context)
+            finally:
+                if time.perf_counter() - started > self.inline_s:
+                    self._fast_runs[name] = 0
+        with anyio.fail_after(timeout):
+            result, seconds = await anyio.to_thread.run_sync(_timed, tool, arguments, context,
+                                                             abandon_on_cancel=True)
+        fast = seconds <= self.inline_s
+        self._fast_runs[name] = self._fast_runs.get(name, 0) + 1 if fast else 0
+        return result
+
+
+def _timed(tool: Tool, arguments: dict[str, Any], context: ToolContext) -> tuple[ToolResult, float]:
+    """The tool's own time, in its worker thread (the hop is not the tool's cost)."""
+    started = time.perf_counter()
+    result = tool.invoke(arguments, context)
+    return result, time.perf_counter() - started
 
 
 def jsonable(value: Any) -> Any:
@@ -25,7 +67,7 @@ def jsonable(value: Any) -> Any:
 
 @router.get("/api/tools", operation_id="list_tools", response_model=list[ToolInfo],
             responses=ERROR_RESPONSES)
-def list_tools(_principal: ToolsKey, runtime: RuntimeDep) -> list[ToolInfo]:
+async def list_tools(_principal: ToolsKey, runtime: RuntimeDep) -> list[ToolInfo]:
     """Every registered tool: name, description, JSON schema, version, plugin."""
     return [ToolInfo(**t.describe()) for t in runtime.registry]
 
@@ -46,9 +88,7 @@ async def call_tool(name: str, body: ToolCallRequest, request: Request, principa
     started = time.perf_counter()
     ok = False
     try:
-        with anyio.fail_after(timeout):
-            result = await anyio.to_thread.run_sync(tool.invoke, body.arguments, context,
-                                                    abandon_on_cancel=True)
+        result = await request.app.state.tool_runner.run(tool, body.arguments, context, timeout)
         ok = True
     except TimeoutError:
         raise ToolTimeout(f"{name} did not finish within {timeout:g} s") from None

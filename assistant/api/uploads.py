@@ -16,7 +16,7 @@ _FILE_DOC = "a PNG, JPEG, GIF, WEBP, BMP or TIFF image"
 _MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file
 
 
-def _refuse_oversized_body(request: Request) -> None:
+async def _refuse_oversized_body(request: Request) -> None:
     """Refuse by Content-Length before the multipart body is parsed and spooled."""
     limit = request.app.state.runtime.settings.uploads.max_bytes
     length = request.headers.get("content-length")

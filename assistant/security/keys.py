@@ -3,6 +3,11 @@
 The secret has 256 bits of entropy, so a plain (unsalted) SHA-256 cannot be brute-forced and
 lets a lookup stay one indexed query; the prefix only finds the row. Comparison is constant
 time. A revoked key stays in the table (for ``keys list``) but never authenticates.
+
+Successful lookups are cached in memory for ``cache_ttl_s`` (5 s), keyed by the hash, so the
+hot path of an API call touches no database. Revoking through the same ``KeyStore`` clears the
+cache at once; a revocation made by another process (``mentorly keys revoke``) takes effect
+within ``cache_ttl_s``.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -63,8 +70,19 @@ def _info(row: ApiKey) -> KeyInfo:
 
 
 class KeyStore:
+    cache_ttl_s = 5.0
+
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._cache: dict[str, tuple[float, Principal]] = {}
+        self._lock = threading.Lock()
+
+    def cached(self, key: str) -> Principal | None:
+        """The principal for ``key`` if it authenticated less than ``cache_ttl_s`` ago."""
+        hit = self._cache.get(_hash(key.strip()))
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        return None
 
     def create(self, tenant: str, scopes: str | list[str], name: str = "") -> tuple[str, KeyInfo]:
         """A new key for ``tenant``; the returned plain key is never stored."""
@@ -103,7 +121,10 @@ class KeyStore:
                 raise NotFound(f"no API key {key_id_or_prefix!r} (see `mentorly keys list`)")
             if row.revoked_at is None:
                 row.revoked_at = datetime.now(UTC)
-            return _info(row)
+            info = _info(row)
+        with self._lock:
+            self._cache.clear()
+        return info
 
     def authenticate(self, key: str) -> Principal:
         """The principal for a presented key; ``Unauthorized`` for unknown, malformed or revoked."""
@@ -116,5 +137,10 @@ class KeyStore:
                 raise Unauthorized("the API key is not valid")
             if row.revoked_at is not None:
                 raise Unauthorized("the API key has been revoked")
-            return Principal(tenant=row.tenant_id, scopes=tuple(row.scopes), key_id=row.id,
-                             key_prefix=row.prefix)
+            principal = Principal(tenant=row.tenant_id, scopes=tuple(row.scopes), key_id=row.id,
+                                  key_prefix=row.prefix)
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[row.secret_hash] = (time.monotonic() + self.cache_ttl_s, principal)
+        return principal
