@@ -36,7 +36,7 @@ from assistant.registry import ToolRegistry  # noqa: E402
 CAPABILITIES = ("image", "text", "recommend", "knowledge")
 EXPECTS = (*CAPABILITIES, "none")
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "routing_dev.jsonl"
-QUICK_BASELINE_ROWS = 6
+QUICK_BASELINE_ROWS = 5
 # Enough for any tool call on these rows; a direct answer is cut at its first visible text.
 BASELINE_MAX_TOKENS = 192
 
