@@ -40,7 +40,7 @@ from knowledge import KBConfig, KnowledgeBase  # noqa: E402
 from knowledge.embedders import Embedder, make_embedder  # noqa: E402
 from knowledge.lexical import BM25Index, rrf  # noqa: E402
 from knowledge.splitting import Splitter  # noqa: E402
-from knowledge.store import READY, ChunkRow, CollectionRow, DocumentRow  # noqa: E402
+from knowledge.store import READY, ChunkRow, DocumentRow  # noqa: E402
 from knowledge.vectors import VectorIndex  # noqa: E402
 
 LANGS = {"en": "english", "zh": "chinese"}
