@@ -55,6 +55,9 @@ _MAX_FOLDS = 5
 
 @dataclass
 class RouteDecision:
+    """``tool`` None means: answer directly. ``confidence`` is the calibrated probability of
+    what was returned (the tool, or "none"; 1.0 for the image and empty-message rules)."""
+
     tool: str | None
     confidence: float
     reason: str
