@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 
 from assistant.api.auth import RuntimeDep, ToolsKey
 from assistant.api.schemas import ERROR_RESPONSES, ErrorResponse, ToolCallRequest, ToolCallResult, ToolInfo
@@ -75,7 +76,7 @@ async def list_tools(_principal: ToolsKey, runtime: RuntimeDep) -> list[ToolInfo
 @router.post("/api/tools/{name}", operation_id="call_tool", response_model=ToolCallResult,
              responses={**ERROR_RESPONSES, 504: {"model": ErrorResponse, "description": "tool timed out"}})
 async def call_tool(name: str, body: ToolCallRequest, request: Request, principal: ToolsKey,
-                    runtime: RuntimeDep) -> ToolCallResult:
+                    runtime: RuntimeDep) -> JSONResponse:
     """Run one tool without the LLM; arguments are validated against its schema first (422)."""
     tool = runtime.registry.get(name)
     arguments = tool.validate(body.arguments)  # 422 before any upload lookup or thread hop
@@ -88,12 +89,14 @@ async def call_tool(name: str, body: ToolCallRequest, request: Request, principa
     started = time.perf_counter()
     ok = False
     try:
-        result = await request.app.state.tool_runner.run(tool, body.arguments, context, timeout)
+        result = await request.app.state.tool_runner.run(tool, arguments, context, timeout)
         ok = True
     except TimeoutError:
         raise ToolTimeout(f"{name} did not finish within {timeout:g} s") from None
     finally:
         metrics.tool_call(name, ok, "api")
-    return ToolCallResult(tool=tool.name, data=jsonable(result.data), summary=result.summary,
-                          provenance=result.provenance(), sources=[s.to_dict() for s in result.sources],
-                          duration_ms=round((time.perf_counter() - started) * 1000, 3))
+    # Built as plain JSON (the shape of ``ToolCallResult``, which documents it): validating the
+    # model again on the way out would cost more than a trivial tool does.
+    return JSONResponse({"tool": tool.name, "data": jsonable(result.data), "summary": result.summary,
+                         "provenance": result.provenance(), "sources": [s.to_dict() for s in result.sources],
+                         "duration_ms": round((time.perf_counter() - started) * 1000, 3)})
