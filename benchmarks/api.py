@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -175,9 +176,9 @@ def main() -> None:
     if total < 100:
         parser.error("--requests must be at least 100 (p99 needs them)")
 
-    from tests.support.live_api import free_port
-
-    port = free_port()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
     with tempfile.TemporaryDirectory(prefix="mentorly-bench-api-") as home:
         proc = subprocess.Popen([sys.executable, __file__, "--serve", home, str(port)],
                                 stdout=subprocess.PIPE, text=True,
