@@ -28,6 +28,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "tools.image_classification",
     "tools.text_classification",
     "tools.recommendation",
+    "tools.knowledge_search",
 )
 
 log = logging.getLogger(__name__)
