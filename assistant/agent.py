@@ -54,6 +54,23 @@ class StepOutcome:
     result: ToolResult | None
     answer_override: str | None = None  # a polite sentence instead of an LLM answer
     usage: Usage = field(default_factory=Usage)
+    tool_ms: float = 0.0
+
+
+@dataclass
+class TurnRecord:
+    """What one completed turn used: the basis of metering (observers receive it)."""
+
+    tenant: str
+    user: str
+    conversation_id: str
+    tools: list[str]
+    tool_ms: float
+    prompt_tokens: int
+    completion_tokens: int
+    compute_ms: float
+    image_pixels: int
+    message_chars: int
 
 
 class Agent:
@@ -66,7 +83,9 @@ class Agent:
         backend: Callable[[], ChatBackend],
         router: Callable[[], Any],
         executor: ThreadPoolExecutor | None = None,
+        observers: list[Callable[[TurnRecord], None]] | None = None,
     ) -> None:
+        self.observers: list[Callable[[TurnRecord], None]] = list(observers or [])
         self.settings = settings
         self.registry = registry
         self.db = db
@@ -86,6 +105,7 @@ class Agent:
         conversation_id: str | None = None,
     ) -> Iterator[Event]:
         message = self._check_message(message, files)
+        turn_started = time.perf_counter()
         tenant = tenant or self.settings.default_tenant
         db_user = self.db.ensure_user(tenant, user)
         conv = self.db.open_conversation(tenant, db_user, conversation_id, title=message[:80])
@@ -137,10 +157,24 @@ class Agent:
             yield SourcesEvent(source_dicts)
         tools_used = [plan.tool.name] if plan.tool is not None else []
         self._store(conv.id, message, files, plan, outcome, text, source_dicts, usage)
+        self._notify(TurnRecord(
+            tenant=tenant, user=db_user.external_id, conversation_id=conv.id, tools=tools_used,
+            tool_ms=outcome.tool_ms, prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            compute_ms=round((time.perf_counter() - turn_started) * 1000, 1),
+            image_pixels=sum((f.width or 0) * (f.height or 0) for f in files),
+            message_chars=len(message)))
         yield Done(text=text, tools=tools_used, sources=source_dicts, conversation_id=conv.id,
                    route=plan.route, model=model,
                    usage={"prompt_tokens": usage.prompt_tokens,
                           "completion_tokens": usage.completion_tokens})
+
+    def _notify(self, record: TurnRecord) -> None:
+        for observer in self.observers:
+            try:
+                observer(record)
+            except Exception:  # metering must never break a finished turn
+                log.exception("turn observer %r failed", observer)
 
     def _generate(self, messages: list[Message], usage: Usage) -> Iterator[Event]:
         """Stream the answer as ``TextDelta`` events; returns (text, model name)."""
@@ -274,8 +308,9 @@ class Agent:
             sentence = say("tool_crashed", lang, tool=tool.name)
             yield self._finished(step_id, tool, started, error="internal error", summary=sentence)
             return StepOutcome(None, sentence, usage)
-        yield self._finished(step_id, tool, started, result=result)
-        return StepOutcome(result, None, usage)
+        finished = self._finished(step_id, tool, started, result=result)
+        yield finished
+        return StepOutcome(result, None, usage, tool_ms=finished.duration_ms)
 
     def _finished(self, step_id: str, tool: Tool, started: float, *, result: ToolResult | None = None,
                   error: str | None = None, summary: str = "") -> StepFinished:

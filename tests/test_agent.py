@@ -281,3 +281,16 @@ def test_small_talk_falls_back_to_a_quiet_search(kb_agent) -> None:
     done = _done(events)
     assert not any(isinstance(e, (StepStarted, StepFinished)) for e in events)
     assert done.tools == [] and "nothing relevant" in done.route["reason"]
+
+
+def test_observers_get_a_record_of_each_finished_turn(make_agent) -> None:
+    agent, _, _ = make_agent(["It is negative."])
+    records = []
+    agent.observers.append(records.append)
+    agent.observers.append(lambda record: 1 / 0)  # a failing observer must not break the turn
+    done = _done(list(agent.run("Is this review positive or negative: 'bad'", user="u9", tenant="t9")))
+    (record,) = records
+    assert (record.tenant, record.user, record.conversation_id) == ("t9", "u9", done.conversation_id)
+    assert record.tools == ["sentiment"] and record.tool_ms >= 0
+    assert record.prompt_tokens > 0 and record.completion_tokens == 3
+    assert record.compute_ms >= record.tool_ms
