@@ -8,7 +8,8 @@ import click
 
 from assistant.config import get_settings
 
-from .training import METHODS, train_image_classifier
+# Kept here (not imported from .training) so `mentorly --help` does not import torch.
+METHODS = ("transfer", "cnn")
 
 
 @click.command("image")
@@ -25,6 +26,8 @@ from .training import METHODS, train_image_classifier
 def train_image(data_dir: Path, name: str, method: str, epochs: int | None, plot: Path | None,
                 seed: int, quiet: bool) -> None:
     """Train an image classifier from DATA_DIR, which has one sub-folder of images per label."""
+    from .training import train_image_classifier
+
     settings = get_settings()
     report = train_image_classifier(
         data_dir, name, models_root=settings.models_dir / "image", method=method, epochs=epochs,
