@@ -56,6 +56,14 @@ class Hookspecs:
     def register_commands(self, cli: Any) -> None:  # type: ignore[empty-body]
         """Add click commands or groups to the ``mentorly`` CLI group ``cli``."""
 
+    @hookspec
+    def register_routes(self, app: Any, runtime: Any) -> None:  # type: ignore[empty-body]
+        """Add HTTP routes to the FastAPI ``app`` (``app.include_router(...)``), called once by
+        ``install_api`` after the core routers. Protect each operation with
+        ``Depends(assistant.api.require(scope))``, act only for the returned ``Principal``'s
+        tenant, raise ``assistant.errors`` classes (mapped to the one error shape) and give
+        every operation an explicit ``operation_id``. ``runtime`` is the process's Runtime."""
+
 
 def make_plugin_manager(
     plugins: Iterable[str] | None = None,

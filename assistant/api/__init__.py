@@ -26,6 +26,7 @@ def install_api(app: FastAPI, runtime: Runtime) -> Metrics:
     install_error_handlers(app)
     for module in (uploads, chat, conversations, tools, openai_compat, metrics):
         app.include_router(module.router)
+    runtime.plugin_manager.hook.register_routes(app=app, runtime=runtime)  # plugins' routers
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app.state.metrics
 

@@ -32,3 +32,11 @@ def prepare_models(settings: Any, progress: bool) -> str | None:
     from .demo import load_demo
 
     return load_demo(settings, progress=progress)
+
+
+@hookimpl
+def register_routes(app: Any, runtime: Any) -> None:
+    """``/api/knowledge``: upload, list, delete, search (the ``knowledge`` scope)."""
+    from .api import install
+
+    install(app, runtime)

@@ -44,3 +44,11 @@ def prepare_models(settings: Any, progress: bool) -> str | None:
                   f"{event_report.accepted if event_report else 0} events); ")
     return (f"recommendation ({tenant}): {loaded}model v{model.version} {model.meta.get('cf')} "
             f"on {model.meta.get('n_events')} events, {model.meta.get('n_items')} resources")
+
+
+@hookimpl
+def register_routes(app: Any, runtime: Any) -> None:
+    """``/api/catalog``, ``/api/events``, ``/api/recommendations`` (see ``api.py`` for scopes)."""
+    from .api import install
+
+    install(app, runtime)

@@ -1,0 +1,258 @@
+"""HTTP operations on the knowledge base (``/api/knowledge``), added by the ``register_routes``
+hook: upload a document, list collections and documents, delete a document, search.
+
+Every operation needs the ``knowledge`` scope (``admin`` implies it) and acts only on the
+calling key's tenant; another tenant's collections read as unknown (404). Uploads are checked
+before anything is stored: the extension must be one the loaders read, the bytes must match it
+(PDF and DOCX signatures, text that decodes), and the size is capped by
+``MENTORLY_KNOWLEDGE__MAX_FILE_MB``.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Depends, FastAPI, File, Path as PathParam, Request, UploadFile
+from pydantic import BaseModel, ConfigDict, Field
+
+from assistant.api import require
+from assistant.api.schemas import ERROR_RESPONSES, ErrorResponse
+from assistant.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
+from assistant.security import KNOWLEDGE, Principal
+from knowledge import UnreadableDocument
+from knowledge.loaders import SUFFIXES, decode_text
+from tools.knowledge_search.service import knowledge_base, product_errors
+from tools.knowledge_search.settings import knowledge_settings
+from tools.knowledge_search.tool import MAX_QUERY_CHARS
+
+COLLECTION_PATTERN = r"^[\w][\w.-]{0,99}$"
+_MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file
+UPLOAD_DOC = f"a document: {', '.join(SUFFIXES)} (the name, without folders, becomes its id)"
+_FILENAME_BAD = re.compile(r"[\x00-\x1f\\/]")
+
+KnowledgeKey = Annotated[Principal, Depends(require(KNOWLEDGE))]
+Collection = Annotated[str, PathParam(pattern=COLLECTION_PATTERN, description=(
+    "collection name (letters, digits, _ . -; at most 100), e.g. a course code"))]
+
+
+class FileOutcomeOut(BaseModel):
+    source: str = Field(description="the document's name in the collection (its id)")
+    action: str = Field(description="added | replaced | skipped | failed")
+    reason: str = ""
+    chunks: int = 0
+
+
+class IngestReportOut(BaseModel):
+    tenant: str
+    collection: str
+    recovered: int = Field(description="documents settled from an interrupted ingest")
+    seconds: float
+    chunks: int = Field(description="chunks added or replaced")
+    counts: dict[str, int]
+    files: list[FileOutcomeOut]
+
+
+class CollectionOut(BaseModel):
+    name: str
+    embedder: str
+    dim: int
+    documents: int
+    chunks: int
+
+
+class DocumentOut(BaseModel):
+    source: str = Field(description="the document id used by DELETE")
+    title: str
+    chunks: int
+    sha256: str
+    added: str
+
+
+class DeletedOut(BaseModel):
+    collection: str
+    source: str
+    chunks: int
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    collection: str | None = Field(None, pattern=COLLECTION_PATTERN,
+                                   description="search only this collection (default: all of the tenant's)")
+    k: int = Field(5, ge=1, le=50)
+    mode: str | None = Field(None, pattern="^(hybrid|dense)$",
+                             description="default: the configured mode (hybrid)")
+
+
+class Passage(BaseModel):
+    text: str
+    score: float = Field(description="cosine similarity with the query")
+    relevance: float = Field(description="the score minus the query's off-topic baseline")
+    collection: str
+    source: str = Field(description="the document the passage comes from")
+    title: str
+    heading: str | None = None
+    page: int | None = None
+
+
+class SearchResult(BaseModel):
+    query: str
+    passages: list[Passage] = Field(description="best first; empty when nothing is relevant")
+
+
+def max_upload_bytes(runtime: Any) -> int:
+    return knowledge_settings(runtime.settings).kb_config().max_file_bytes
+
+
+def safe_filename(name: str | None) -> str:
+    """The upload's base name, refused (422) when it cannot be a document name."""
+    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    if not base or base in (".", "..") or base.startswith(".") or _FILENAME_BAD.search(base) \
+            or len(base) > 200:
+        raise InvalidInput("the upload needs a plain file name such as notes.md (no path, at most "
+                           "200 characters, not hidden)")
+    return base
+
+
+def check_content(filename: str, data: bytes) -> None:
+    """Refuse (415) a file whose extension the loaders do not read or whose bytes do not match it."""
+    suffix = Path(filename).suffix.lower()
+    if suffix not in SUFFIXES:
+        raise UnsupportedMedia(f"unsupported document type {suffix or '(none)'}; "
+                               f"use one of {', '.join(SUFFIXES)}")
+    if not data:
+        raise InvalidInput("the uploaded file is empty")
+    if suffix == ".pdf":
+        if not data[:1024].lstrip().startswith(b"%PDF-"):
+            raise UnsupportedMedia(f"{filename} is not a PDF (no %PDF- signature)")
+    elif suffix == ".docx":
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                names = set(archive.namelist())
+        except (zipfile.BadZipFile, ValueError):
+            raise UnsupportedMedia(f"{filename} is not a DOCX document (not a ZIP archive)") from None
+        if "word/document.xml" not in names:
+            raise UnsupportedMedia(f"{filename} is not a DOCX document (no word/document.xml)")
+    else:
+        try:
+            decode_text(data)
+        except UnreadableDocument as exc:
+            raise UnsupportedMedia(f"{filename}: {exc}") from None
+
+
+async def refuse_oversized_body(request: Request) -> None:
+    """Refuse by Content-Length before the multipart body is parsed and spooled."""
+    limit = max_upload_bytes(request.app.state.runtime)
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit + _MULTIPART_SLACK:
+        raise PayloadTooLarge(f"the upload is {int(length):,} bytes, over the limit of {limit:,}")
+
+
+def _ingest(runtime: Any, tenant: str, collection: str, filename: str, data: bytes) -> dict[str, Any]:
+    kb = knowledge_base(runtime.settings)
+    with tempfile.TemporaryDirectory(prefix="mentorly-kb-") as folder:
+        path = Path(folder) / filename
+        path.write_bytes(data)
+        with product_errors():
+            report = kb.ingest([path], tenant, collection)
+    failed = [f for f in report.files if f.action == "failed"]
+    if failed and len(failed) == len(report.files):
+        raise InvalidInput(f"{failed[0].source} cannot be ingested: {failed[0].reason}")
+    return report.to_dict()
+
+
+def _collections(runtime: Any, tenant: str) -> list[dict[str, Any]]:
+    with product_errors():
+        return knowledge_base(runtime.settings).collections(tenant)
+
+
+def _documents(runtime: Any, tenant: str, collection: str) -> list[dict[str, Any]]:
+    with product_errors():
+        return knowledge_base(runtime.settings).documents(tenant, collection)
+
+
+def _delete(runtime: Any, tenant: str, collection: str, source: str) -> int:
+    with product_errors():
+        return knowledge_base(runtime.settings).delete_document(tenant, collection, source)
+
+
+def _search(runtime: Any, tenant: str, body: SearchRequest) -> list[dict[str, Any]]:
+    query = " ".join(body.query.split())
+    if not query:
+        raise InvalidInput("the search query is empty")
+    with product_errors():
+        hits = knowledge_base(runtime.settings).search(
+            tenant, query, None if body.collection is None else [body.collection], k=body.k,
+            hybrid=None if body.mode is None else body.mode == "hybrid")
+    return [h.to_dict() for h in hits]
+
+
+def make_router(runtime: Any) -> APIRouter:
+    router = APIRouter(prefix="/api/knowledge", tags=["knowledge"], responses=ERROR_RESPONSES)
+
+    @router.post("/{collection}/documents", operation_id="upload_knowledge_document",
+                 response_model=IngestReportOut,
+                 responses={413: {"model": ErrorResponse, "description": "over the size limit"},
+                            415: {"model": ErrorResponse,
+                                  "description": "not a supported document type, or the bytes "
+                                                 "do not match the extension"}},
+                 dependencies=[Depends(refuse_oversized_body)])
+    async def upload_document(collection: Collection,
+                              file: Annotated[UploadFile, File(description=UPLOAD_DOC)],
+                              principal: KnowledgeKey) -> dict[str, Any]:
+        """Add a document to a collection of this key's tenant (the collection is created on
+        first use). Uploading a changed file with the same name replaces it; an unchanged one
+        is skipped. The report says what happened."""
+        limit = max_upload_bytes(runtime)
+        filename = safe_filename(file.filename)
+        data = await file.read(limit + 1)
+        await file.close()
+        if not isinstance(data, bytes):
+            raise InvalidInput("the upload must be a file")
+        if len(data) > limit:
+            raise PayloadTooLarge(f"the document is over the limit of {limit:,} bytes")
+        check_content(filename, data)
+        return await anyio.to_thread.run_sync(_ingest, runtime, principal.tenant, collection,
+                                              filename, data)
+
+    @router.get("/collections", operation_id="list_knowledge_collections",
+                response_model=list[CollectionOut])
+    async def list_collections(principal: KnowledgeKey) -> list[dict[str, Any]]:
+        """This tenant's collections with their document and chunk counts."""
+        return await anyio.to_thread.run_sync(_collections, runtime, principal.tenant)
+
+    @router.get("/{collection}/documents", operation_id="list_knowledge_documents",
+                response_model=list[DocumentOut])
+    async def list_documents(collection: Collection, principal: KnowledgeKey) -> list[dict[str, Any]]:
+        """The documents of one collection (404 if this tenant has no such collection)."""
+        return await anyio.to_thread.run_sync(_documents, runtime, principal.tenant, collection)
+
+    @router.delete("/{collection}/documents/{doc_id:path}", operation_id="delete_knowledge_document",
+                   response_model=DeletedOut)
+    async def delete_document(collection: Collection, doc_id: str,
+                              principal: KnowledgeKey) -> DeletedOut:
+        """Delete a document (``doc_id``: its ``source`` as listed) and its passages."""
+        if not doc_id.strip() or len(doc_id) > 500:
+            raise InvalidInput("give the document's source name as listed by GET .../documents")
+        chunks = await anyio.to_thread.run_sync(_delete, runtime, principal.tenant, collection, doc_id)
+        return DeletedOut(collection=collection, source=doc_id, chunks=chunks)
+
+    @router.post("/search", operation_id="search_knowledge", response_model=SearchResult)
+    async def search(body: SearchRequest, principal: KnowledgeKey) -> SearchResult:
+        """The passages of this tenant's documents most relevant to ``query``, with scores
+        and sources; only passages above the relevance threshold are returned."""
+        hits = await anyio.to_thread.run_sync(_search, runtime, principal.tenant, body)
+        return SearchResult(query=body.query, passages=[Passage(**h) for h in hits])
+
+    return router
+
+
+def install(app: FastAPI, runtime: Any) -> None:
+    app.include_router(make_router(runtime))
