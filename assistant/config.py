@@ -83,6 +83,24 @@ class ApiSettings(BaseModel):
         description="extra Host values accepted by /mcp (DNS-rebinding guard), e.g. 'api.school.example:*'")
 
 
+class QuotaSettings(BaseModel):
+    """Per API/widget key and per user, checked before any model runs; 0 = unlimited."""
+
+    requests_per_minute_per_key: int = Field(0, ge=0)
+    requests_per_minute_per_user: int = Field(0, ge=0)
+    tokens_per_day_per_key: int = Field(0, ge=0, description="prompt + completion tokens, UTC day")
+    tokens_per_day_per_user: int = Field(0, ge=0)
+    tool_calls_per_day_per_key: int = Field(0, ge=0)
+    tool_calls_per_day_per_user: int = Field(0, ge=0)
+
+
+class WidgetSettings(BaseModel):
+    """The embeddable widget's learner tokens (JWT HS256 signed by the host site)."""
+
+    max_token_lifetime_s: int = Field(24 * 3600, ge=60, description="refuse tokens valid for longer")
+    leeway_s: int = Field(30, ge=0, le=300, description="clock skew tolerated on exp/iat")
+
+
 class AgentSettings(BaseModel):
     max_message_chars: int = Field(20_000, ge=1)
     history_turns: int = Field(6, ge=0)
@@ -110,6 +128,8 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     agent: AgentSettings = AgentSettings()
     api: ApiSettings = ApiSettings()
+    quotas: QuotaSettings = QuotaSettings()
+    widget: WidgetSettings = WidgetSettings()
 
     @classmethod
     def settings_customise_sources(

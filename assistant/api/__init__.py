@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from assistant.api import chat, conversations, metrics, openai_compat, tools, uploads
 from assistant.api.auth import require
+from assistant.api.billing import install_billing
 from assistant.api.errors import error_body, install_error_handlers
 from assistant.api.metrics import Metrics, MetricsMiddleware
 from assistant.runtime import Runtime
@@ -26,6 +27,7 @@ def install_api(app: FastAPI, runtime: Runtime) -> Metrics:
     install_error_handlers(app)
     for module in (uploads, chat, conversations, tools, openai_compat, metrics):
         app.include_router(module.router)
+    install_billing(app, runtime)  # widget, usage, quotas, audit
     runtime.plugin_manager.hook.register_routes(app=app, runtime=runtime)  # plugins' routers
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app.state.metrics

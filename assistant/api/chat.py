@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 
 from assistant.api.auth import ChatKey, RuntimeDep
 from assistant.api.errors import error_response, status_for
+from assistant.api.limits import admit
 from assistant.api.schemas import ERROR_RESPONSES, ChatRequest, ChatResult
 from assistant.api.turns import SSE_HEADERS, ClosingStreamingResponse, TurnRun, start_turn
 from assistant.events import to_dict
@@ -47,6 +48,7 @@ def result_of(turn: TurnRun) -> ChatResult:
 async def chat(body: ChatRequest, request: Request, principal: ChatKey, runtime: RuntimeDep) -> Any:
     """Ask the assistant. Upload ids and conversation ids of other tenants read as unknown (404)."""
     files = [runtime.uploads.get(principal.tenant, upload_id) for upload_id in body.uploads]
+    await admit(request, tenant=principal.tenant, user=body.user, key=principal.key_prefix or "", surface="api")
     turn = await start_turn(runtime, request.app.state.metrics, "api", message=body.message, files=files,
                             user=body.user, tenant=principal.tenant, conversation_id=body.conversation_id)
     if body.stream:

@@ -1,0 +1,165 @@
+"""The embeddable widget: its static files (``/widget.js``, ``/widget.css``, ``/widget-demo``)
+and the endpoints it calls (``/widget/api/session``, ``/widget/api/chat``, ``/widget/api/uploads``).
+
+The widget runs on another site's pages, so every call is cross-origin. It sends only "simple"
+requests (``text/plain`` JSON bodies, multipart uploads, no custom headers) so that browsers send
+no CORS preflight; each response names the calling origin in ``Access-Control-Allow-Origin``.
+Work happens only for an origin on the widget key's allowlist; a refusal still carries the
+header so the widget can show why. The publishable key and the learner token travel in the body.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel, Field, ValidationError
+
+from assistant.api.chat import sse_line
+from assistant.api.errors import mentorly_error_response
+from assistant.api.limits import admit, attributed, quota_response
+from assistant.api.turns import _END, SSE_HEADERS, ClosingStreamingResponse, TurnRun, _next
+from assistant.errors import ConfigError, InvalidInput, MentorlyError, PayloadTooLarge
+from assistant.events import to_dict
+from assistant.quotas import QuotaExceeded
+from assistant.runtime import Runtime
+from assistant.security.widget_tokens import Learner, WidgetKeys
+
+router = APIRouter(tags=["widget"])
+STATIC_DIR = Path(__file__).resolve().parents[2] / "ui" / "widget"
+_STATIC = {"widget.js": "application/javascript; charset=utf-8", "widget.css": "text/css; charset=utf-8",
+           "demo.html": "text/html; charset=utf-8"}
+_MAX_BODY = 256 * 1024
+
+
+class WidgetAuth(BaseModel):
+    key: str = Field(max_length=64)
+    token: str | None = Field(None, max_length=8192)
+    anon: str | None = Field(None, max_length=64)
+
+
+class WidgetChat(WidgetAuth):
+    message: str = Field("", max_length=100_000)
+    conversation_id: str | None = Field(None, max_length=64)
+    uploads: list[str] = Field(default_factory=list, max_length=4)
+
+
+def _static(name: str) -> FileResponse:
+    path = STATIC_DIR / name
+    if not path.is_file():
+        raise ConfigError(f"the widget file {path} is missing from the installation")
+    return FileResponse(path, media_type=_STATIC[name], headers={"Cache-Control": "public, max-age=300",
+                                                                 "Access-Control-Allow-Origin": "*"})
+
+
+@router.get("/widget.js", include_in_schema=False)
+def widget_js() -> FileResponse:
+    return _static("widget.js")
+
+
+@router.get("/widget.css", include_in_schema=False)
+def widget_css() -> FileResponse:
+    return _static("widget.css")
+
+
+@router.get("/widget-demo", include_in_schema=False)
+def widget_demo() -> FileResponse:
+    return _static("demo.html")
+
+
+def _cors(request: Request) -> dict[str, str]:
+    origin = request.headers.get("origin")
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
+
+
+def _error(request: Request, exc: MentorlyError) -> Response:
+    response = quota_response(exc) if isinstance(exc, QuotaExceeded) else mentorly_error_response(exc)
+    response.headers.update(_cors(request))
+    return response
+
+
+async def _json_body(request: Request, model: type[BaseModel]) -> Any:
+    raw = await request.body()
+    if len(raw) > _MAX_BODY:
+        raise PayloadTooLarge(f"the request is over {_MAX_BODY:,} bytes")
+    try:
+        return model.model_validate(json.loads(raw or b"{}"))
+    except (ValueError, ValidationError) as exc:
+        detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else "not JSON"
+        raise InvalidInput(f"invalid widget request: {detail}") from None
+
+
+async def _learner(request: Request, auth: WidgetAuth) -> Learner:
+    keys: WidgetKeys = request.app.state.widget_keys
+    runtime: Runtime = request.app.state.runtime
+    learner = await anyio.to_thread.run_sync(keys.verify, auth.key, request.headers.get("origin"),
+                                             auth.token, auth.anon)
+    if not learner.anonymous:  # history and recommendations follow the learner
+        await anyio.to_thread.run_sync(runtime.db.ensure_user, learner.tenant, learner.external_id,
+                                       learner.display_name)
+    return learner
+
+
+@router.post("/widget/api/session", include_in_schema=False)
+async def widget_session(request: Request) -> Response:
+    """Checks the key, origin and token when the panel opens; says who the learner is."""
+    try:
+        learner = await _learner(request, await _json_body(request, WidgetAuth))
+    except MentorlyError as exc:
+        return _error(request, exc)
+    return JSONResponse({"tenant": learner.tenant, "anonymous": learner.anonymous,
+                         "name": learner.display_name, "course": learner.course}, headers=_cors(request))
+
+
+async def _events(turn: TurnRun) -> Any:
+    async for event in turn.events():
+        data = to_dict(event)
+        yield sse_line(data, data["type"])
+
+
+@router.post("/widget/api/chat", include_in_schema=False)
+async def widget_chat(request: Request) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    try:
+        body: WidgetChat = await _json_body(request, WidgetChat)
+        learner = await _learner(request, body)
+        await admit(request, tenant=learner.tenant, user=learner.external_id, key=learner.key,
+                    surface="widget")
+        files = [runtime.uploads.get(learner.tenant, upload_id) for upload_id in body.uploads]
+        gen = attributed(runtime.agent.run(body.message, files=files, user=learner.external_id,
+                                           tenant=learner.tenant, conversation_id=body.conversation_id),
+                         learner.key, "widget")
+        try:
+            first = await anyio.to_thread.run_sync(_next, gen)
+        except BaseException:
+            gen.close()
+            raise
+    except MentorlyError as exc:
+        return _error(request, exc)
+    if first is _END:
+        return _error(request, InvalidInput("the turn produced no events"))
+    turn = TurnRun(gen, first, request.app.state.metrics, "widget")
+    return ClosingStreamingResponse(_events(turn), media_type="text/event-stream",
+                                    headers={**SSE_HEADERS, **_cors(request)})
+
+
+@router.post("/widget/api/uploads", include_in_schema=False)
+async def widget_upload(request: Request, file: Annotated[UploadFile, File()], key: Annotated[str, Form()],
+                        token: Annotated[str | None, Form()] = None,
+                        anon: Annotated[str | None, Form()] = None) -> Response:
+    runtime: Runtime = request.app.state.runtime
+    limit = runtime.settings.uploads.max_bytes
+    try:
+        learner = await _learner(request, WidgetAuth(key=key[:64], token=token, anon=anon))
+        data = await file.read(limit + 1)
+        await file.close()
+        upload = await anyio.to_thread.run_sync(runtime.uploads.save, data, file.filename or "upload",
+                                                learner.tenant)
+    except MentorlyError as exc:
+        return _error(request, exc)
+    return JSONResponse({"id": upload.id, "mime": upload.mime, "width": upload.width,
+                         "height": upload.height}, status_code=201, headers=_cors(request))

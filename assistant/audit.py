@@ -1,0 +1,78 @@
+"""The audit log of administrative actions: keys created and revoked, documents uploaded and
+deleted, catalog imports, settings changes. ``record`` never raises into the action it logs
+after (the action already happened); it logs a failure instead."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from assistant.storage import Database
+from assistant.storage.audit import AuditEntry
+
+log = logging.getLogger(__name__)
+
+# The actions other modules record (free text is allowed; these keep reports consistent).
+KEY_CREATED = "key.created"
+KEY_REVOKED = "key.revoked"
+WIDGET_KEY_CREATED = "widget_key.created"
+WIDGET_KEY_REVOKED = "widget_key.revoked"
+DOCUMENT_UPLOADED = "document.uploaded"
+DOCUMENT_DELETED = "document.deleted"
+CATALOG_IMPORTED = "catalog.imported"
+SETTINGS_CHANGED = "settings.changed"
+
+
+@dataclass(frozen=True)
+class AuditItem:
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    tenant: str
+    details: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"at": self.at.isoformat(), "actor": self.actor, "action": self.action,
+                "target": self.target, "tenant": self.tenant, "details": self.details}
+
+
+def cli_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no login name (containers): still say it came from the CLI
+        return "cli:unknown"
+
+
+def key_actor(key_prefix: str | None) -> str:
+    return f"key:{key_prefix or 'unknown'}"
+
+
+def record(db: Database, *, actor: str, action: str, target: str = "", tenant: str = "",
+           details: dict[str, Any] | None = None) -> None:
+    try:
+        with db.session() as s:
+            s.add(AuditEntry(actor=actor[:200], action=action[:64], target=target[:500],
+                             tenant_id=tenant[:64], details=details or {}))
+    except Exception:
+        log.exception("could not write the audit entry %s %s", action, target)
+
+
+def entries(db: Database, *, tenant: str | None = None, action: str | None = None,
+            since: datetime | None = None, limit: int = 100) -> list[AuditItem]:
+    """Newest first."""
+    query = select(AuditEntry).order_by(AuditEntry.at.desc()).limit(max(1, min(limit, 10_000)))
+    if tenant is not None:
+        query = query.where(AuditEntry.tenant_id == tenant)
+    if action is not None:
+        query = query.where(AuditEntry.action == action)
+    if since is not None:
+        query = query.where(AuditEntry.at >= since)
+    with db.session() as s:
+        return [AuditItem(at=e.at, actor=e.actor, action=e.action, target=e.target, tenant=e.tenant_id,
+                          details=dict(e.details or {})) for e in s.scalars(query).all()]

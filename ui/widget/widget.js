@@ -1,0 +1,274 @@
+/* Mentorly chat widget: one script tag, no framework, no CDN.
+ *
+ *   <script src="https://mentorly.example/widget.js" data-key="pk_..." data-token="<JWT>"
+ *           data-lang="en|zh" data-title="Course helper" data-position="right|left" async></script>
+ *
+ * Everything is rendered with textContent / DOM nodes, never innerHTML: model output and user
+ * input cannot inject markup. Requests are CORS "simple" requests (text/plain JSON, multipart),
+ * so browsers send no preflight. The UI lives in an open shadow root, isolated from the host CSS.
+ */
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  if (!script || script.dataset.mentorlyLoaded) { return; }
+  script.dataset.mentorlyLoaded = "1";
+  var BASE = new URL(script.src, document.baseURI).origin;
+  var opts = {
+    key: script.dataset.key || "",
+    token: script.dataset.token || "",
+    lang: (script.dataset.lang || (navigator.language || "en")).toLowerCase().indexOf("zh") === 0 ? "zh" : "en",
+    title: script.dataset.title || "",
+    position: script.dataset.position === "left" ? "left" : "right"
+  };
+  var TEXT = {
+    en: { title: "Ask Mentorly", open: "Open the assistant chat", close: "Close", send: "Send",
+          placeholder: "Ask a question…", attach: "Attach an image", attached: "Image attached: ",
+          remove: "Remove the image", thinking: "Thinking…", tool: "Using tool: ", done: "Done: ",
+          failed: "Failed: ", sources: "Sources", you: "You", bot: "Assistant",
+          refused: "This assistant cannot be used here: ", quota: "You have reached the usage limit for now. Please try again after ",
+          network: "The assistant cannot be reached right now. Please try again later.",
+          uploading: "Uploading the image…", welcome: "Hello! How can I help you learn today?",
+          welcomeName: "Hello, {name}! How can I help you learn today?" },
+    zh: { title: "问问 Mentorly", open: "打开助手聊天", close: "关闭", send: "发送",
+          placeholder: "请输入问题…", attach: "添加图片", attached: "已添加图片：",
+          remove: "移除图片", thinking: "思考中…", tool: "正在使用工具：", done: "完成：",
+          failed: "失败：", sources: "来源", you: "你", bot: "助手",
+          refused: "此网站无法使用该助手：", quota: "您已达到当前的使用上限，请在以下时间后再试：",
+          network: "暂时无法连接助手，请稍后再试。",
+          uploading: "正在上传图片…", welcome: "你好！今天想学点什么？",
+          welcomeName: "{name}，你好！今天想学点什么？" }
+  };
+  var t = TEXT[opts.lang];
+  var anon = (function () {
+    try {
+      var v = sessionStorage.getItem("mentorly-anon");
+      if (!v) { v = Math.random().toString(36).slice(2) + Date.now().toString(36); sessionStorage.setItem("mentorly-anon", v); }
+      return v;
+    } catch (e) { return "visitor" + Math.random().toString(36).slice(2, 10); }
+  })();
+  var state = { conversation: null, upload: null, busy: false, session: null, blocked: false };
+
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    if (attrs) { Object.keys(attrs).forEach(function (k) { node.setAttribute(k, attrs[k]); }); }
+    if (text !== undefined && text !== null) { node.textContent = String(text); }
+    return node;
+  }
+
+  var host = el("div", { "class": "mentorly-widget-host" });
+  var root = host.attachShadow({ mode: "open" });
+  var css = el("link", { rel: "stylesheet", href: BASE + "/widget.css" });
+  root.appendChild(css);
+  var wrap = el("div", { "class": "mw mw-" + opts.position, lang: opts.lang === "zh" ? "zh-CN" : "en" });
+  var launcher = el("button", { "class": "mw-launcher", type: "button", "aria-label": t.open,
+                                "aria-expanded": "false", "aria-controls": "mw-panel" }, "💬");
+  var panel = el("section", { "class": "mw-panel", id: "mw-panel", role: "dialog", "aria-modal": "false",
+                              "aria-labelledby": "mw-title", hidden: "" });
+  var header = el("header", { "class": "mw-header" });
+  var title = el("h2", { id: "mw-title", "class": "mw-title" }, opts.title || t.title);
+  var closeBtn = el("button", { "class": "mw-close", type: "button", "aria-label": t.close }, "×");
+  header.appendChild(title); header.appendChild(closeBtn);
+  var log = el("div", { "class": "mw-log", role: "log", "aria-live": "polite", "aria-relevant": "additions text", tabindex: "0" });
+  var chip = el("div", { "class": "mw-chip", hidden: "" });
+  var chipText = el("span", null, "");
+  var chipRemove = el("button", { type: "button", "class": "mw-chip-remove", "aria-label": t.remove }, "×");
+  chip.appendChild(chipText); chip.appendChild(chipRemove);
+  var form = el("form", { "class": "mw-form" });
+  var fileInput = el("input", { type: "file", accept: "image/*", "class": "mw-file", id: "mw-file", "aria-label": t.attach });
+  var attachBtn = el("button", { type: "button", "class": "mw-attach", "aria-label": t.attach, title: t.attach }, "📎");
+  var input = el("textarea", { "class": "mw-input", rows: "1", placeholder: t.placeholder, "aria-label": t.placeholder, maxlength: "20000" });
+  var sendBtn = el("button", { type: "submit", "class": "mw-send" }, t.send);
+  form.appendChild(fileInput); form.appendChild(attachBtn); form.appendChild(input); form.appendChild(sendBtn);
+  panel.appendChild(header); panel.appendChild(log); panel.appendChild(chip); panel.appendChild(form);
+  wrap.appendChild(panel); wrap.appendChild(launcher);
+  root.appendChild(wrap);
+
+  function scroll() { log.scrollTop = log.scrollHeight; }
+  function notice(text, kind) {
+    var n = el("div", { "class": "mw-notice mw-" + (kind || "info"), role: kind === "error" ? "alert" : "status" }, text);
+    log.appendChild(n); scroll(); return n;
+  }
+  function bubble(role, text) {
+    var b = el("div", { "class": "mw-msg mw-" + role });
+    b.appendChild(el("span", { "class": "mw-who" }, role === "user" ? t.you : t.bot));
+    var body = el("div", { "class": "mw-body" }, text);
+    b.appendChild(body);
+    log.appendChild(b); scroll();
+    return body;
+  }
+  function safeUrl(uri) {
+    try { var u = new URL(uri); return (u.protocol === "https:" || u.protocol === "http:") ? u.href : null; }
+    catch (e) { return null; }
+  }
+  function showSources(list, after) {
+    if (!list || !list.length) { return; }
+    var box = el("div", { "class": "mw-sources" });
+    box.appendChild(el("div", { "class": "mw-sources-title" }, t.sources));
+    var ol = el("ol");
+    list.forEach(function (s) {
+      var li = el("li");
+      var href = s.uri ? safeUrl(s.uri) : null;
+      var label = s.title || s.uri || "";
+      if (href) { li.appendChild(el("a", { href: href, target: "_blank", rel: "noopener noreferrer" }, label)); }
+      else { li.textContent = label; }
+      ol.appendChild(li);
+    });
+    box.appendChild(ol);
+    after.parentNode.appendChild(box); scroll();
+  }
+  function setBusy(busy) { state.busy = busy; sendBtn.disabled = busy || state.blocked; attachBtn.disabled = busy || state.blocked; }
+  function auth() { return { key: opts.key, token: opts.token || null, anon: anon }; }
+
+  function describeError(status, body) {
+    var err = (body && body.error) || {};
+    if (status === 429) {
+      var when = err.reset_at ? new Date(err.reset_at) : new Date(Date.now() + 1000 * (err.retry_after_s || 60));
+      return { kind: "quota", text: t.quota + when.toLocaleString(opts.lang === "zh" ? "zh-CN" : "en") };
+    }
+    if (status === 401 || status === 403) { return { kind: "refused", text: t.refused + (err.message || status) }; }
+    return { kind: "error", text: err.message || t.network };
+  }
+  function post(path, body, isForm) {
+    var init = { method: "POST", mode: "cors", credentials: "omit", body: body };
+    if (!isForm) { init.headers = { "Content-Type": "text/plain;charset=UTF-8" }; }
+    return fetch(BASE + path, init);
+  }
+  function readError(resp) {
+    return resp.json().catch(function () { return {}; }).then(function (body) { return describeError(resp.status, body); });
+  }
+  function fail(info) {
+    if (info.kind === "refused") { state.blocked = true; setBusy(false); wrap.classList.add("mw-blocked"); }
+    notice(info.text, info.kind === "quota" ? "quota" : "error");
+  }
+
+  function startSession() {
+    return post("/widget/api/session", JSON.stringify(auth())).then(function (resp) {
+      if (!resp.ok) { return readError(resp).then(function (info) { fail(info); }); }
+      return resp.json().then(function (s) {
+        state.session = s;
+        notice(s.name ? t.welcomeName.replace("{name}", s.name) : t.welcome, "info");
+      });
+    }).catch(function () { notice(t.network, "error"); });
+  }
+
+  function handleEvent(type, data, ctx) {
+    if (type === "step_started") {
+      var step = el("div", { "class": "mw-step", role: "status" });
+      step.appendChild(el("span", { "class": "mw-step-title" }, t.tool + data.tool));
+      ctx.steps[data.step_id] = step;
+      log.insertBefore(step, ctx.answer.parentNode); scroll();
+    } else if (type === "step_finished") {
+      var s = ctx.steps[data.step_id];
+      if (!s) { s = el("div", { "class": "mw-step" }); log.insertBefore(s, ctx.answer.parentNode); }
+      var line = el("div", { "class": data.ok ? "mw-step-ok" : "mw-step-failed" },
+                    (data.ok ? t.done : t.failed) + (data.ok ? (data.summary || data.tool) : (data.error || data.summary || "")));
+      s.appendChild(line);
+      if (data.ok && data.provenance && data.provenance.model) {
+        var p = data.provenance, conf = typeof p.confidence === "number" ? " · " + Math.round(p.confidence * 100) + "%" : "";
+        s.appendChild(el("div", { "class": "mw-provenance" }, p.model + (p.model_version ? " " + p.model_version : "") + conf));
+      }
+      scroll();
+    } else if (type === "text_delta") {
+      if (ctx.answer.classList.contains("mw-pending")) { ctx.answer.classList.remove("mw-pending"); ctx.answer.textContent = ""; }
+      ctx.answer.textContent += data.text; scroll();
+    } else if (type === "sources") {
+      showSources(data.sources || data.items || [], ctx.answer.parentNode);
+    } else if (type === "done") {
+      state.conversation = data.conversation_id || state.conversation;
+      if (ctx.answer.classList.contains("mw-pending")) { ctx.answer.classList.remove("mw-pending"); ctx.answer.textContent = data.text || ""; }
+      ctx.answer.parentNode.setAttribute("data-done", "1");
+    } else if (type === "error") {
+      ctx.answer.classList.remove("mw-pending");
+      if (!ctx.answer.textContent || ctx.answer.textContent === t.thinking) { ctx.answer.parentNode.remove(); }
+      notice(data.message || t.network, "error");
+    }
+  }
+
+  function stream(resp, ctx) {
+    var reader = resp.body.getReader(), decoder = new TextDecoder(), buffer = "";
+    function pump() {
+      return reader.read().then(function (r) {
+        buffer += decoder.decode(r.value || new Uint8Array(), { stream: !r.done });
+        var parts = buffer.split("\n\n");
+        buffer = r.done ? "" : parts.pop();
+        parts.forEach(function (chunk) {
+          var type = "message", data = "";
+          chunk.split("\n").forEach(function (line) {
+            if (line.indexOf("event:") === 0) { type = line.slice(6).trim(); }
+            else if (line.indexOf("data:") === 0) { data += line.slice(5).trim(); }
+          });
+          if (data) { try { handleEvent(type, JSON.parse(data), ctx); } catch (e) { /* a malformed event is skipped */ } }
+        });
+        if (!r.done) { return pump(); }
+      });
+    }
+    return pump();
+  }
+
+  function send(text) {
+    if (state.busy || state.blocked) { return; }
+    var message = text.trim();
+    if (!message && !state.upload) { return; }
+    bubble("user", message || "🖼");
+    var answer = bubble("assistant", t.thinking);
+    answer.classList.add("mw-pending");
+    var ctx = { answer: answer, steps: {} };
+    var body = auth();
+    body.message = message; body.conversation_id = state.conversation;
+    body.uploads = state.upload ? [state.upload.id] : [];
+    clearUpload();
+    setBusy(true);
+    post("/widget/api/chat", JSON.stringify(body)).then(function (resp) {
+      if (!resp.ok) {
+        return readError(resp).then(function (info) { answer.parentNode.remove(); fail(info); });
+      }
+      return stream(resp, ctx);
+    }).catch(function () { answer.parentNode.remove(); notice(t.network, "error"); })
+      .then(function () { setBusy(false); input.focus(); });
+  }
+
+  function clearUpload() { state.upload = null; chip.hidden = true; chipText.textContent = ""; fileInput.value = ""; }
+  function upload(file) {
+    if (!file || state.blocked) { return; }
+    var n = notice(t.uploading, "info");
+    var fd = new FormData();
+    fd.append("key", opts.key);
+    if (opts.token) { fd.append("token", opts.token); }
+    fd.append("anon", anon);
+    fd.append("file", file, file.name || "image");
+    setBusy(true);
+    post("/widget/api/uploads", fd, true).then(function (resp) {
+      n.remove();
+      if (!resp.ok) { return readError(resp).then(fail); }
+      return resp.json().then(function (info) {
+        state.upload = info; chip.hidden = false; chipText.textContent = t.attached + (file.name || "image");
+      });
+    }).catch(function () { n.remove(); notice(t.network, "error"); })
+      .then(function () { setBusy(false); input.focus(); });
+  }
+
+  var opened = false;
+  function open() {
+    panel.hidden = false; launcher.setAttribute("aria-expanded", "true"); wrap.classList.add("mw-open");
+    if (!opened) { opened = true; startSession(); }
+    input.focus();
+  }
+  function close() {
+    panel.hidden = true; launcher.setAttribute("aria-expanded", "false"); wrap.classList.remove("mw-open");
+    launcher.focus();
+  }
+  launcher.addEventListener("click", function () { if (panel.hidden) { open(); } else { close(); } });
+  closeBtn.addEventListener("click", close);
+  panel.addEventListener("keydown", function (e) { if (e.key === "Escape") { e.preventDefault(); close(); } });
+  form.addEventListener("submit", function (e) { e.preventDefault(); var v = input.value; input.value = ""; send(v); });
+  input.addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); form.requestSubmit ? form.requestSubmit() : form.dispatchEvent(new Event("submit")); }
+  });
+  attachBtn.addEventListener("click", function () { fileInput.click(); });
+  fileInput.addEventListener("change", function () { upload(fileInput.files && fileInput.files[0]); });
+  chipRemove.addEventListener("click", clearUpload);
+
+  function mount() { document.body.appendChild(host); }
+  if (document.body) { mount(); } else { document.addEventListener("DOMContentLoaded", mount); }
+  window.MentorlyWidget = { open: open, close: close };
+})();
