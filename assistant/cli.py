@@ -320,8 +320,10 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
 
 
 from assistant.cli_api import attach  # noqa: E402  (keys, mcp)
+from assistant.cli_widget import attach as attach_widget  # noqa: E402  (widget keys, usage, audit)
 
 attach(cli)
+attach_widget(cli)
 
 
 def _add_plugin_commands() -> None:

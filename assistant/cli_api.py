@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from assistant import audit
 from assistant.security import SCOPES, KeyStore
 
 
@@ -30,11 +31,23 @@ def keys_group() -> None:
 @click.option("--scopes", default="chat,tools", show_default=True,
               help=f"Comma-separated: {', '.join(SCOPES)} (admin implies all).")
 @click.option("--name", default="", help="A label to recognise the key by.")
+@click.option("--widget", is_flag=True, help="A publishable pk_ key for the embeddable widget (and its secret).")
+@click.option("--origins", default=None, help="With --widget: comma-separated origins allowed to embed it.")
+@click.option("--anonymous", is_flag=True, help="With --widget: allow visitors without a learner token.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def keys_create(ctx: click.Context, tenant: str, scopes: str, name: str, as_json: bool) -> None:
+def keys_create(ctx: click.Context, tenant: str, scopes: str, name: str, widget: bool, origins: str | None,
+                anonymous: bool, as_json: bool) -> None:
     """Create a key and print it once: it cannot be shown again."""
-    key, info = _keys(ctx).create(tenant, scopes, name)
+    if widget:
+        from assistant.cli_widget import create_widget_key
+
+        create_widget_key(ctx, tenant, origins, anonymous, name, as_json)
+        return
+    store = _keys(ctx)
+    key, info = store.create(tenant, scopes, name)
+    audit.record(store.db, actor=audit.cli_actor(), action=audit.KEY_CREATED, target=info.prefix,
+                 tenant=info.tenant, details={"scopes": info.scopes})
     if as_json:
         click.echo(json.dumps({"key": key, "id": info.id, "prefix": info.prefix, "tenant": info.tenant,
                                "scopes": info.scopes, "name": info.name}))
@@ -68,8 +81,16 @@ def keys_list(ctx: click.Context, tenant: str | None, as_json: bool) -> None:
 @click.argument("key_id")
 @click.pass_context
 def keys_revoke(ctx: click.Context, key_id: str) -> None:
-    """Revoke a key by its prefix or id (as `keys list` shows)."""
-    info = _keys(ctx).revoke(key_id)
+    """Revoke a key by its prefix or id (as `keys list` shows), or a widget key (pk_…)."""
+    if key_id.strip().startswith("pk_"):
+        from assistant.cli_widget import revoke_widget_key
+
+        revoke_widget_key(ctx, key_id)
+        return
+    store = _keys(ctx)
+    info = store.revoke(key_id)
+    audit.record(store.db, actor=audit.cli_actor(), action=audit.KEY_REVOKED, target=info.prefix,
+                 tenant=info.tenant)
     click.echo(f"Revoked {info.prefix} (tenant {info.tenant}).")
 
 
