@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Depends, FastAPI, File, Path as PathParam, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Request, UploadFile
+from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
 from assistant.api import require
