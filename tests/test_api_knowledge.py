@@ -196,6 +196,7 @@ def test_delete_removes_the_document_from_listing_and_search(env: Env) -> None:
     assert env.client.get("/api/knowledge/temp/documents", headers=h).json() == []
     assert env.client.post("/api/knowledge/search", headers=h, json=query).json()["passages"] == []
     assert_error(env.client.delete("/api/knowledge/temp/documents/safety.md", headers=h), 404, "not_found")
+    assert_error(env.client.delete("/api/knowledge/temp/documents/a%00b.md", headers=h), 422, "invalid_input")
 
 
 KB_OPERATIONS = ["upload_knowledge_document", "list_knowledge_collections", "list_knowledge_documents",

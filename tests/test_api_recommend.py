@@ -214,6 +214,15 @@ def test_bad_event_and_recommendation_requests(env: Env, imported: dict[str, Any
     assert_error(env.client.post("/api/events", headers=h, json={"user": "a"}), 422, "invalid_input")
     assert_error(env.client.post("/api/events", headers=h, json={"events": "nope"}), 422, "invalid_input")
     assert_error(env.client.get("/api/recommendations", headers=h), 422, "invalid_input", "user")
+    assert_error(env.client.get("/api/recommendations", headers=h, params={"user": "a\x00b"}),
+                 422, "invalid_input", "user")
+    far = env.client.post("/api/events", headers=h, json={"events": [
+        {"user": "eve", "resource": "math-101", "kind": "view", "timestamp": 1e30},
+        {"user": "eve", "resource": "math-101", "kind": "view", "timestamp": "99999999999999999999"},
+        {"user": "eve", "resource": "math-101", "kind": "view", "timestamp": 1_700_000_000}]})
+    assert far.status_code == 200, far.text
+    assert far.json()["accepted"] == 1
+    assert [(r["index"], "out of range" in r["reason"]) for r in far.json()["rejected"]] == [(0, True), (1, True)]
     assert_error(env.client.get("/api/recommendations", headers=h, params={"user": "a", "k": 50}),
                  422, "invalid_input", "k")
     assert_error(env.client.get("/api/recommendations", headers=h, params={"user": "a", "level": "expert"}),

@@ -35,6 +35,7 @@ from tools.knowledge_search.tool import MAX_QUERY_CHARS
 COLLECTION_PATTERN = r"^[\w][\w.-]{0,99}$"
 _MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file
 UPLOAD_DOC = f"a document: {', '.join(SUFFIXES)} (the name, without folders, becomes its id)"
+_CONTROL = re.compile(r"[\x00-\x1f]")
 _FILENAME_BAD = re.compile(r"[\x00-\x1f\\/]")
 
 KnowledgeKey = Annotated[Principal, Depends(require(KNOWLEDGE))]
@@ -240,7 +241,7 @@ def make_router(runtime: Any) -> APIRouter:
     async def delete_document(collection: Collection, doc_id: str,
                               principal: KnowledgeKey) -> DeletedOut:
         """Delete a document (``doc_id``: its ``source`` as listed) and its passages."""
-        if not doc_id.strip() or len(doc_id) > 500:
+        if not doc_id.strip() or len(doc_id) > 500 or _CONTROL.search(doc_id):
             raise InvalidInput("give the document's source name as listed by GET .../documents")
         chunks = await anyio.to_thread.run_sync(_delete, runtime, principal.tenant, collection, doc_id)
         return DeletedOut(collection=collection, source=doc_id, chunks=chunks)

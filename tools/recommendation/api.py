@@ -28,11 +28,13 @@ from assistant.api.schemas import ERROR_RESPONSES, ErrorResponse
 from assistant.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge, UnsupportedMedia
 from assistant.security import ADMIN, CHAT, TOOLS, Principal
 from tools.recommendation.catalog import MAX_FILE_BYTES, import_file, load_catalog
-from tools.recommendation.events import record_events
+from tools.recommendation.events import parse_timestamp, record_events
 from tools.recommendation.recommender import MAX_K, recommend
 from tools.recommendation.store import LEVELS
 
 MAX_EVENTS_PER_REQUEST = 10_000
+MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+_TEXT = r"^[^\x00-\x1f]+$"  # no control characters (PostgreSQL refuses NUL in text)
 _CATALOG_SUFFIXES = (".csv", ".json", ".jsonl")
 _MEDIA_SUFFIX = {"application/json": ".json", "text/csv": ".csv", "application/x-ndjson": ".jsonl",
                  "application/jsonl": ".jsonl"}
@@ -82,8 +84,8 @@ class CatalogPage(BaseModel):
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    user: str = Field(max_length=200, description="the learner's id within the tenant")
-    resource: str = Field(max_length=128, description="a catalog resource id")
+    user: str = Field(max_length=200, pattern=_TEXT, description="the learner's id within the tenant")
+    resource: str = Field(max_length=128, pattern=_TEXT, description="a catalog resource id")
     kind: str = Field(max_length=16, description="view | complete | like | rating | quiz")
     value: float | None = Field(None, description="rating 1–5, or quiz score 0–100")
     timestamp: float | str | None = Field(
@@ -202,12 +204,26 @@ def _catalog(runtime: Any, tenant: str, subject: str | None, level: str | None, 
     return CatalogPage(total=len(items), items=[i.as_dict() for i in items[offset:offset + limit]])
 
 
-def _record(runtime: Any, tenant: str, events: list[EventIn]) -> dict[str, Any]:
+def _out_of_range(event: dict[str, Any]) -> str | None:
+    """Why a timestamp the store cannot hold (past year 9999) is refused; None if it is fine
+    or if ``record_events`` will give its own reason."""
     try:
-        report = record_events([e.model_dump() for e in events], tenant=tenant,
-                               settings=runtime.settings)
+        ms = parse_timestamp(event.get("timestamp"))
+    except ValueError:
+        return None
+    return f"timestamp {event.get('timestamp')!r} is out of range" if ms > MAX_TIMESTAMP_MS else None
+
+
+def _record(runtime: Any, tenant: str, events: list[EventIn]) -> dict[str, Any]:
+    batch: list[Any] = [e.model_dump() for e in events]
+    refused = {i: why for i, e in enumerate(batch) if (why := _out_of_range(e))}
+    for i in refused:
+        batch[i] = None  # rejected below with the real reason; the positions stay the same
+    try:
+        report = record_events(batch, tenant=tenant, settings=runtime.settings)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
+    report.rejected = sorted([r for r in report.rejected if r[0] not in refused] + list(refused.items()))
     return report.as_dict()
 
 
@@ -305,7 +321,7 @@ def make_router(runtime: Any) -> APIRouter:
                 response_model=Recommendations, tags=["recommendations"])
     async def recommendations(
         principal: LearnerKey,
-        user: Annotated[str | None, Query(min_length=1, max_length=200, description=(
+        user: Annotated[str | None, Query(min_length=1, max_length=200, pattern=_TEXT, description=(
             "the learner; default: the key's own user identity when it has one (keys are "
             "per tenant today, so give it)"))] = None,
         k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
