@@ -111,6 +111,16 @@ def test_search_returns_passages_with_scores_and_sources(env: Env, ingested: dic
     assert len(goggles) == 1 and "goggles" in goggles[0]["text"]
 
 
+def test_check_reports_index_and_database_agree(env: Env, ingested: dict[str, Any]) -> None:
+    r = env.client.get("/api/knowledge/check", headers=env.h(env.acme), params={"collection": "phys101"})
+    assert r.status_code == 200, r.text
+    [result] = r.json()
+    assert result["ok"] and result["problems"] == []
+    assert result["index_vectors"] == result["db_chunks"] == ingested["chunks"]
+    assert_error(env.client.get("/api/knowledge/check", headers=env.h(env.beta),
+                                params={"collection": "nope"}), 404, "not_found")
+
+
 def test_tenant_b_cannot_see_or_touch_tenant_a_documents(env: Env, ingested: dict[str, Any]) -> None:
     hb = env.h(env.beta)
     assert env.client.get("/api/knowledge/collections", headers=hb).json() == []
@@ -136,6 +146,7 @@ def test_scopes_are_enforced(env: Env) -> None:
     assert_error(env.upload(env.chat_only, "c1", "a.md", b"# A\n\ntext"), 403, "forbidden")
     assert_error(env.client.post("/api/knowledge/search", headers=h, json={"query": "x"}), 403, "forbidden")
     assert_error(env.client.delete("/api/knowledge/c1/documents/a.md", headers=h), 403, "forbidden")
+    assert_error(env.client.get("/api/knowledge/check", headers=h), 403, "forbidden")
     assert_error(env.client.get("/api/knowledge/c1/documents"), 401, "unauthorized")
     assert env.client.get("/api/knowledge/collections", headers=env.h(env.admin)).status_code == 200
 
@@ -200,7 +211,7 @@ def test_delete_removes_the_document_from_listing_and_search(env: Env) -> None:
 
 
 KB_OPERATIONS = ["upload_knowledge_document", "list_knowledge_collections", "list_knowledge_documents",
-                 "delete_knowledge_document", "search_knowledge"]
+                 "delete_knowledge_document", "search_knowledge", "check_knowledge"]
 
 
 @pytest.mark.parametrize("operation_id", KB_OPERATIONS)

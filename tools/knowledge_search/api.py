@@ -1,5 +1,5 @@
 """HTTP operations on the knowledge base (``/api/knowledge``), added by the ``register_routes``
-hook: upload a document, list collections and documents, delete a document, search.
+hook: upload a document, list collections and documents, delete a document, search, check.
 
 Every operation needs the ``knowledge`` scope (``admin`` implies it) and acts only on the
 calling key's tenant; another tenant's collections read as unknown (404). Uploads are checked
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Depends, FastAPI, File, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -80,6 +80,19 @@ class DeletedOut(BaseModel):
     collection: str
     source: str
     chunks: int
+
+
+class CheckOut(BaseModel):
+    collection: str
+    embedder: str
+    documents: int
+    db_chunks: int = Field(description="passages in the database")
+    index_vectors: int = Field(description="vectors in the collection's index file")
+    missing_in_index: int
+    extra_in_index: int
+    recovered: int = Field(description="documents settled from an interrupted ingest")
+    ok: bool
+    problems: list[str]
 
 
 class SearchRequest(BaseModel):
@@ -185,6 +198,11 @@ def _delete(runtime: Any, tenant: str, collection: str, source: str) -> int:
         return knowledge_base(runtime.settings).delete_document(tenant, collection, source)
 
 
+def _check(runtime: Any, tenant: str, collection: str | None) -> list[dict[str, Any]]:
+    with product_errors():
+        return [r.to_dict() for r in knowledge_base(runtime.settings).check(tenant, collection)]
+
+
 def _search(runtime: Any, tenant: str, body: SearchRequest) -> list[dict[str, Any]]:
     query = " ".join(body.query.split())
     if not query:
@@ -245,6 +263,14 @@ def make_router(runtime: Any) -> APIRouter:
             raise InvalidInput("give the document's source name as listed by GET .../documents")
         chunks = await anyio.to_thread.run_sync(_delete, runtime, principal.tenant, collection, doc_id)
         return DeletedOut(collection=collection, source=doc_id, chunks=chunks)
+
+    @router.get("/check", operation_id="check_knowledge", response_model=list[CheckOut])
+    async def check(principal: KnowledgeKey,
+                    collection: Annotated[str | None, Query(pattern=COLLECTION_PATTERN)] = None
+                    ) -> list[dict[str, Any]]:
+        """Whether each of this tenant's index files agrees with the database (``ok``), after
+        settling any interrupted ingest; repair a mismatch with ``mentorly kb rebuild``."""
+        return await anyio.to_thread.run_sync(_check, runtime, principal.tenant, collection)
 
     @router.post("/search", operation_id="search_knowledge", response_model=SearchResult)
     async def search(body: SearchRequest, principal: KnowledgeKey) -> SearchResult:
