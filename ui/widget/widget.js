@@ -23,7 +23,7 @@
   var TEXT = {
     en: { title: "Ask Mentorly", open: "Open the assistant chat", close: "Close", send: "Send",
           placeholder: "Ask a question…", attach: "Attach an image", attached: "Image attached: ",
-          remove: "Remove the image", thinking: "Thinking…", tool: "Using tool: ", done: "Done: ",
+          remove: "Remove the image", imageOnly: "(an image)", thinking: "Thinking…", tool: "Using tool: ", done: "Done: ",
           failed: "Failed: ", sources: "Sources", you: "You", bot: "Assistant",
           refused: "This assistant cannot be used here: ", quota: "You have reached the usage limit for now. Please try again after ",
           network: "The assistant cannot be reached right now. Please try again later.",
@@ -31,7 +31,7 @@
           welcomeName: "Hello, {name}! How can I help you learn today?" },
     zh: { title: "问问 Mentorly", open: "打开助手聊天", close: "关闭", send: "发送",
           placeholder: "请输入问题…", attach: "添加图片", attached: "已添加图片：",
-          remove: "移除图片", thinking: "思考中…", tool: "正在使用工具：", done: "完成：",
+          remove: "移除图片", imageOnly: "（一张图片）", thinking: "思考中…", tool: "正在使用工具：", done: "完成：",
           failed: "失败：", sources: "来源", you: "你", bot: "助手",
           refused: "此网站无法使用该助手：", quota: "您已达到当前的使用上限，请在以下时间后再试：",
           network: "暂时无法连接助手，请稍后再试。",
@@ -55,13 +55,25 @@
     return node;
   }
 
+  function icon(d) {  // a small inline SVG (no icon font, no emoji font needed)
+    var ns = "http://www.w3.org/2000/svg", svg = document.createElementNS(ns, "svg"), path = document.createElementNS(ns, "path");
+    svg.setAttribute("viewBox", "0 0 24 24"); svg.setAttribute("width", "24"); svg.setAttribute("height", "24");
+    svg.setAttribute("aria-hidden", "true"); svg.setAttribute("focusable", "false");
+    path.setAttribute("d", d); path.setAttribute("fill", "none"); path.setAttribute("stroke", "currentColor");
+    path.setAttribute("stroke-width", "2"); path.setAttribute("stroke-linecap", "round"); path.setAttribute("stroke-linejoin", "round");
+    svg.appendChild(path); return svg;
+  }
+  var CHAT_ICON = "M21 12a8 8 0 0 1-11.6 7.1L4 20l1.1-4.6A8 8 0 1 1 21 12z";
+  var CLIP_ICON = "M21 11.5l-8.5 8.5a5 5 0 0 1-7-7l9-9a3.5 3.5 0 0 1 5 5l-9 9a2 2 0 0 1-3-3l8.5-8.5";
+
   var host = el("div", { "class": "mentorly-widget-host" });
   var root = host.attachShadow({ mode: "open" });
   var css = el("link", { rel: "stylesheet", href: BASE + "/widget.css" });
   root.appendChild(css);
   var wrap = el("div", { "class": "mw mw-" + opts.position, lang: opts.lang === "zh" ? "zh-CN" : "en" });
   var launcher = el("button", { "class": "mw-launcher", type: "button", "aria-label": t.open,
-                                "aria-expanded": "false", "aria-controls": "mw-panel" }, "💬");
+                                "aria-expanded": "false", "aria-controls": "mw-panel" });
+  launcher.appendChild(icon(CHAT_ICON));
   var panel = el("section", { "class": "mw-panel", id: "mw-panel", role: "dialog", "aria-modal": "false",
                               "aria-labelledby": "mw-title", hidden: "" });
   var header = el("header", { "class": "mw-header" });
@@ -75,7 +87,8 @@
   chip.appendChild(chipText); chip.appendChild(chipRemove);
   var form = el("form", { "class": "mw-form" });
   var fileInput = el("input", { type: "file", accept: "image/*", "class": "mw-file", id: "mw-file", "aria-label": t.attach });
-  var attachBtn = el("button", { type: "button", "class": "mw-attach", "aria-label": t.attach, title: t.attach }, "📎");
+  var attachBtn = el("button", { type: "button", "class": "mw-attach", "aria-label": t.attach, title: t.attach });
+  attachBtn.appendChild(icon(CLIP_ICON));
   var input = el("textarea", { "class": "mw-input", rows: "1", placeholder: t.placeholder, "aria-label": t.placeholder, maxlength: "20000" });
   var sendBtn = el("button", { type: "submit", "class": "mw-send" }, t.send);
   form.appendChild(fileInput); form.appendChild(attachBtn); form.appendChild(input); form.appendChild(sendBtn);
@@ -209,7 +222,7 @@
     if (state.busy || state.blocked) { return; }
     var message = text.trim();
     if (!message && !state.upload) { return; }
-    bubble("user", message || "🖼");
+    bubble("user", message || t.imageOnly);
     var answer = bubble("assistant", t.thinking);
     answer.classList.add("mw-pending");
     var ctx = { answer: answer, steps: {} };
