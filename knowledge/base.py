@@ -7,6 +7,13 @@ atomically and then one transaction deletes the ``deleting`` versions and marks 
 ``pending`` ones ``ready``. If the process dies in between, the next opening of the
 collection looks at which ids the index file holds and finishes or undoes each document
 (``recover``), so index and database agree again and re-running the ingest completes it.
+
+A collection may also have a secondary embedder (recorded in its row like the primary one)
+with a second FAISS file holding the same ids. Both files are written before the database is
+settled, and ``recover`` counts a document as written only when both hold all its chunks, so
+a crash between the two file replacements undoes that batch (re-running the ingest redoes it).
+Searches fuse both dense rankings and BM25 (``knowledge.fusion``); relevance is always judged
+with the primary embedder's cosine.
 """
 
 from __future__ import annotations
@@ -34,7 +41,8 @@ from knowledge.errors import (
     KnowledgeError,
     UnreadableDocument,
 )
-from knowledge.lexical import BM25Index, rrf
+from knowledge.fusion import fuse, fusion_weights, secondary_applies
+from knowledge.lexical import BM25Index
 from knowledge.loaders import DEFAULT_MAX_BYTES, iter_files, load_file
 from knowledge.relevance import CROSS_LINGUAL_REDUCTION, Baseline, default_min_margin
 from knowledge.splitting import Chunk, Splitter
@@ -60,6 +68,7 @@ class KBConfig:
     min_relevance: float | None = None  # cosine minus the query's baseline; None: by embedder
     hybrid: bool = True
     lexical_weight: float = 0.1  # weight of the BM25 ranking in the fusion
+    secondary_weight: float = 1.0  # weight of the secondary embedder's ranking (non-CJK queries)
     rrf_k: int = 10
     candidates: int = 50  # per ranking, before fusion
     flush_chunks: int = 512
@@ -125,6 +134,8 @@ class CheckResult:
     missing_in_index: int = 0
     extra_in_index: int = 0
     recovered: int = 0
+    secondary: str | None = None
+    secondary_vectors: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -136,9 +147,29 @@ class CheckResult:
 
 
 @dataclass
+class _Indexes:
+    """A collection's primary index and, when it has one, its secondary index."""
+
+    primary: VectorIndex
+    secondary: VectorIndex | None = None
+
+    def all(self) -> list[VectorIndex]:
+        return [self.primary] + ([self.secondary] if self.secondary is not None else [])
+
+    def remove(self, ids: Sequence[int]) -> None:
+        for index in self.all():
+            index.remove(list(ids))
+
+    def save(self) -> None:
+        for index in reversed(self.all()):  # the secondary first, the primary last
+            index.save()
+
+
+@dataclass
 class _Cached:
-    signature: tuple[int, int, int] | None
+    signature: tuple[object, ...]
     index: VectorIndex
+    secondary: VectorIndex | None = None
     generation: int = -1
     lexical: BM25Index | None = None
     lexical_ids: np.ndarray | None = None
@@ -148,8 +179,11 @@ class KnowledgeBase:
     """Collections per tenant over one database and one folder of index files."""
 
     def __init__(self, db_url: str, data_dir: Path, embedder: Embedder,
-                 config: KBConfig | None = None) -> None:
+                 config: KBConfig | None = None, secondary: Embedder | None = None) -> None:
         self.embedder = embedder
+        # a second embedder only helps when it is another model
+        self.secondary = secondary if secondary is not None and secondary.name != embedder.name \
+            else None
         self.config = config or KBConfig()
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -168,6 +202,19 @@ class KnowledgeBase:
     def _index_path(self, col: CollectionRow) -> Path:
         return self.data_dir / f"collection-{col.id}.faiss"
 
+    def _secondary_path(self, col: CollectionRow) -> Path:
+        return self.data_dir / f"collection-{col.id}.secondary.faiss"
+
+    def _open_indexes(self, col: CollectionRow) -> _Indexes:
+        secondary = (VectorIndex.open(self._secondary_path(col), int(col.secondary_dim or 0))
+                     if col.secondary else None)
+        return _Indexes(VectorIndex.open(self._index_path(col), col.dim), secondary)
+
+    def _uses_secondary(self, col: CollectionRow) -> bool:
+        """Whether searches of ``col`` can use its secondary index (same model as ours)."""
+        return (self.secondary is not None and col.secondary == self.secondary.name
+                and col.secondary_dim == self.secondary.dim)
+
     def collections(self, tenant: str | None = None) -> list[dict[str, Any]]:
         with self._sessions() as s:
             q = select(CollectionRow).order_by(CollectionRow.tenant, CollectionRow.name)
@@ -179,7 +226,8 @@ class KnowledgeBase:
                     select(func.count(DocumentRow.id), func.coalesce(func.sum(DocumentRow.n_chunks), 0))
                     .where(DocumentRow.collection_id == col.id, DocumentRow.status == READY)).one()
                 out.append({"tenant": col.tenant, "name": col.name, "embedder": col.embedder,
-                            "dim": col.dim, "documents": int(docs), "chunks": int(chunks)})
+                            "dim": col.dim, "secondary": col.secondary, "documents": int(docs),
+                            "chunks": int(chunks)})
             return out
 
     def documents(self, tenant: str, collection: str) -> list[dict[str, Any]]:
@@ -198,12 +246,20 @@ class KnowledgeBase:
             raise CollectionNotFound(f"no collection named {name!r} for tenant {tenant!r}")
         return col
 
-    def _check_embedder(self, col: CollectionRow) -> None:
+    def _check_embedder(self, col: CollectionRow, *, write: bool = False) -> None:
+        """The primary embedder must match; to write, so must the secondary one when the
+        collection has a secondary index (a collection without one gets the primary only)."""
         if col.embedder != self.embedder.name or col.dim != self.embedder.dim:
             raise EmbedderMismatch(
                 f"collection {col.name!r} was built with {col.embedder} ({col.dim}-d) but the "
                 f"embedder now is {self.embedder.name} ({self.embedder.dim}-d); use the same "
                 f"embedder or run `mentorly kb rebuild --collection {col.name}`")
+        if write and col.secondary and not self._uses_secondary(col):
+            now = self.secondary.name if self.secondary is not None else "none"
+            raise EmbedderMismatch(
+                f"collection {col.name!r} has a secondary index built with {col.secondary} "
+                f"({col.secondary_dim}-d) but the secondary embedder now is {now}; configure the "
+                f"same one or run `mentorly kb rebuild --collection {col.name}`")
 
     def _ensure_collection(self, tenant: str, name: str) -> CollectionRow:
         name = name.strip()
@@ -214,7 +270,9 @@ class KnowledgeBase:
                                                        CollectionRow.name == name))
             if col is None:
                 col = CollectionRow(tenant=tenant, name=name, embedder=self.embedder.name,
-                                    dim=self.embedder.dim, generation=0)
+                                    dim=self.embedder.dim, generation=0,
+                                    secondary=self.secondary.name if self.secondary else None,
+                                    secondary_dim=self.secondary.dim if self.secondary else None)
                 s.add(col)
                 s.commit()
             return col
@@ -226,6 +284,7 @@ class KnowledgeBase:
                 s.delete(col)
                 s.commit()
                 self._index_path(col).unlink(missing_ok=True)
+                self._secondary_path(col).unlink(missing_ok=True)
                 with self._lock:
                     self._cache.pop(col.id, None)
 
@@ -257,12 +316,12 @@ class KnowledgeBase:
         """Add new files, replace changed ones, skip unchanged ones (by content hash)."""
         started = time.perf_counter()
         col = self._ensure_collection(tenant, collection)
-        self._check_embedder(col)
+        self._check_embedder(col, write=True)
         report = IngestReport(tenant=tenant, collection=col.name)
         files = list(iter_files(paths))
         with self._write_lock(col):
             report.recovered = self._recover(col)
-            index = VectorIndex.open(self._index_path(col), col.dim)
+            index = self._open_indexes(col)
             with self._sessions() as s:
                 current = {d.source: d for d in s.scalars(
                     select(DocumentRow).where(DocumentRow.collection_id == col.id,
@@ -286,7 +345,7 @@ class KnowledgeBase:
         report.seconds = time.perf_counter() - started
         return report
 
-    def _ingest_one(self, col: CollectionRow, index: VectorIndex, path: Path, source: str,
+    def _ingest_one(self, col: CollectionRow, index: _Indexes, path: Path, source: str,
                     current: dict[str, DocumentRow], seen: set[str], batch: _Batch) -> FileOutcome:
         if source in seen:
             return FileOutcome(source, "skipped", "another file with the same name in this ingest")
@@ -301,7 +360,10 @@ class KnowledgeBase:
         chunks = self._splitter.split(loaded.sections)
         if not chunks:
             return FileOutcome(source, "failed", "no text to index")
-        vectors = self._embed_documents([c.embedding_text() for c in chunks])
+        texts = [c.embedding_text() for c in chunks]
+        vectors = self._embed_documents(texts, self.embedder)
+        vectors2 = (self._embed_documents(texts, self.secondary)
+                    if index.secondary is not None and self.secondary is not None else None)
         with self._sessions() as s:
             if old is not None:
                 s.execute(update(DocumentRow).where(DocumentRow.id == old.id).values(status=DELETING))
@@ -315,7 +377,9 @@ class KnowledgeBase:
             ids = np.array([c.id for c in doc.chunks], dtype=np.int64)
             old_ids = (list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == old.id)))
                        if old is not None else [])
-        index.add(ids, vectors)
+        index.primary.add(ids, vectors)
+        if index.secondary is not None and vectors2 is not None:
+            index.secondary.add(ids, vectors2)
         batch.pending.append(doc.id)
         batch.chunks += len(chunks)
         if old is not None:
@@ -328,14 +392,14 @@ class KnowledgeBase:
                                len(chunks))
         return FileOutcome(source, "added", notes, len(chunks))
 
-    def _embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        step = self.config.embed_batch
-        parts = [self.embedder.embed_documents(list(texts[i:i + step]))
+    def _embed_documents(self, texts: Sequence[str], embedder: Embedder) -> np.ndarray:
+        step = max(self.config.embed_batch, 1)
+        parts = [embedder.embed_documents(list(texts[i:i + step]))
                  for i in range(0, len(texts), step)]
         return np.concatenate(parts).astype(np.float32) if parts else \
-            np.zeros((0, self.embedder.dim), dtype=np.float32)
+            np.zeros((0, embedder.dim), dtype=np.float32)
 
-    def _flush(self, col: CollectionRow, index: VectorIndex, batch: _Batch) -> None:
+    def _flush(self, col: CollectionRow, index: _Indexes, batch: _Batch) -> None:
         """The commit point: replace the index file, then settle the documents."""
         if not batch.pending and not batch.deleting:
             return
@@ -373,7 +437,7 @@ class KnowledgeBase:
                 ids = list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == doc.id)))
                 doc.status = DELETING
                 s.commit()
-            index = VectorIndex.open(self._index_path(col), col.dim)
+            index = self._open_indexes(col)
             index.remove(ids)
             batch = _Batch(deleting=[doc.id])
             self._flush(col, index, batch)
@@ -391,13 +455,15 @@ class KnowledgeBase:
                 DocumentRow.collection_id == col.id, DocumentRow.status.in_((PENDING, DELETING)))))
             if not unsettled:
                 return 0
-            index = VectorIndex.open(self._index_path(col), col.dim)
-            present = set(index.ids().tolist())
+            index = self._open_indexes(col)
+            held = [set(ix.ids().tolist()) for ix in index.all()]
+            present = set.union(*held)  # in at least one index
             changed = False
             for doc in unsettled:
                 ids = list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == doc.id)))
                 inside = [i for i in ids if i in present]
-                complete = bool(ids) and len(inside) == len(ids)
+                # written only when every index holds every chunk
+                complete = bool(ids) and all(i in h for h in held for i in ids)
                 if doc.status == PENDING and complete:
                     doc.status = READY  # the index was written: roll forward
                 elif doc.status == DELETING and inside:
@@ -444,32 +510,39 @@ class KnowledgeBase:
                 DocumentRow.collection_id == col.id, DocumentRow.status == READY)) or 0
         result = CheckResult(tenant=col.tenant, collection=col.name, embedder=col.embedder,
                              index_vectors=0, db_chunks=len(db_ids), documents=int(docs),
-                             recovered=recovered)
-        path = self._index_path(col)
-        if not path.exists() and db_ids:
-            result.problems.append("the index file is missing")
-            result.missing_in_index = len(db_ids)
-            return result
-        try:
-            index = VectorIndex.open(path, col.dim)
-        except KnowledgeError as exc:
-            result.problems.append(str(exc))
-            return result
-        index_ids = set(index.ids().tolist())
-        result.index_vectors = len(index_ids)
-        result.missing_in_index = len(db_ids - index_ids)
-        result.extra_in_index = len(index_ids - db_ids)
-        if result.missing_in_index:
-            result.problems.append(f"{result.missing_in_index} chunks are in the database but not "
-                                   f"in the index")
-        if result.extra_in_index:
-            result.problems.append(f"{result.extra_in_index} vectors in the index have no chunk in "
-                                   f"the database")
+                             recovered=recovered, secondary=col.secondary)
+        files = [("", self._index_path(col), col.dim)]
+        if col.secondary:
+            files.append(("secondary ", self._secondary_path(col), int(col.secondary_dim or 0)))
+        for label, path, dim in files:
+            if not path.exists() and db_ids:
+                result.problems.append(f"the {label}index file is missing")
+                result.missing_in_index = max(result.missing_in_index, len(db_ids))
+                continue
+            try:
+                index = VectorIndex.open(path, dim)
+            except KnowledgeError as exc:
+                result.problems.append(f"{label}index: {exc}" if label else str(exc))
+                continue
+            index_ids = set(index.ids().tolist())
+            if label:
+                result.secondary_vectors = len(index_ids)
+            else:
+                result.index_vectors = len(index_ids)
+            missing, extra = len(db_ids - index_ids), len(index_ids - db_ids)
+            result.missing_in_index = max(result.missing_in_index, missing)
+            result.extra_in_index = max(result.extra_in_index, extra)
+            if missing:
+                result.problems.append(f"{missing} chunks are in the database but not in the "
+                                       f"{label}index")
+            if extra:
+                result.problems.append(f"{extra} vectors in the {label}index have no chunk in "
+                                       f"the database")
         return result
 
     def rebuild(self, tenant: str, collection: str, *, progress: bool = False) -> CheckResult:
-        """Re-embed every chunk of the collection into a fresh index (also switches it to the
-        current embedder)."""
+        """Re-embed every chunk of the collection into fresh index files (also switches it to
+        the current primary and secondary embedders, adding or dropping the secondary index)."""
         with self._sessions() as s:
             col = self._collection(s, tenant, collection)
         with self._write_lock(col):
@@ -479,6 +552,8 @@ class KnowledgeBase:
                                  .where(ChunkRow.collection_id == col.id, DocumentRow.status == READY)
                                  .order_by(ChunkRow.id)).all()
             index = VectorIndex.empty(self._index_path(col), self.embedder.dim)
+            index2 = (VectorIndex.empty(self._secondary_path(col), self.secondary.dim)
+                      if self.secondary is not None else None)
             step = max(self.config.embed_batch, 1)
             with tqdm(total=len(rows), unit="chunk", disable=not progress,
                       desc=f"rebuild {col.name}") as bar:
@@ -486,15 +561,23 @@ class KnowledgeBase:
                     part = rows[i:i + step]
                     texts = [Chunk(r.text, heading=(r.meta or {}).get("heading")).embedding_text()
                              for r in part]
-                    index.add(np.array([r.id for r in part], dtype=np.int64),
-                              self.embedder.embed_documents(texts))
+                    ids = np.array([r.id for r in part], dtype=np.int64)
+                    index.add(ids, self.embedder.embed_documents(texts))
+                    if index2 is not None and self.secondary is not None:
+                        index2.add(ids, self.secondary.embed_documents(texts))
                     bar.update(len(part))
+            if index2 is not None:
+                index2.save()
             index.save()
             with self._sessions() as s:
                 s.execute(update(CollectionRow).where(CollectionRow.id == col.id).values(
                     embedder=self.embedder.name, dim=self.embedder.dim,
+                    secondary=self.secondary.name if self.secondary else None,
+                    secondary_dim=self.secondary.dim if self.secondary else None,
                     generation=CollectionRow.generation + 1))
                 s.commit()
+            if index2 is None:
+                self._secondary_path(col).unlink(missing_ok=True)
             with self._lock:
                 self._cache.pop(col.id, None)
         return self.check(tenant, collection)[0]
@@ -517,7 +600,17 @@ class KnowledgeBase:
         if not cols:
             return []
         qv = self.embedder.embed_queries([query])[0]
-        return self.search_vector(cols, query, qv, k, hybrid=hybrid, min_relevance=min_relevance)
+        qv2 = self.secondary_query_vector(cols, query)
+        return self.search_vector(cols, query, qv, k, hybrid=hybrid, min_relevance=min_relevance,
+                                  qv2=qv2)
+
+    def secondary_query_vector(self, cols: Sequence[CollectionRow], query: str) -> np.ndarray | None:
+        """The secondary embedder's query vector, when its ranking counts for this query and
+        one of ``cols`` has a secondary index (otherwise it is not computed at all)."""
+        if (self.secondary is None or self.config.secondary_weight <= 0
+                or not secondary_applies(query) or not any(self._uses_secondary(c) for c in cols)):
+            return None
+        return self.secondary.embed_queries([query])[0]
 
     def _search_collections(self, tenant: str, names: Sequence[str] | None) -> list[CollectionRow]:
         with self._sessions() as s:
@@ -536,33 +629,44 @@ class KnowledgeBase:
         return cols
 
     def search_vector(self, cols: list[CollectionRow], query: str, qv: np.ndarray, k: int, *,
-                      hybrid: bool, min_relevance: float) -> list[Hit]:
-        """Search with an already computed query vector (the benchmarks time the parts)."""
+                      hybrid: bool, min_relevance: float,
+                      qv2: np.ndarray | None = None) -> list[Hit]:
+        """Search with already computed query vectors (the benchmarks time the parts).
+
+        ``qv2`` is the secondary embedder's query vector (see ``secondary_query_vector``);
+        without it only the primary dense ranking and BM25 are fused.
+        """
         n = max(self.config.candidates, k)
         dense: list[tuple[float, int, int]] = []  # (score, collection id, chunk id)
+        dense2: list[tuple[float, int, int]] = []
         lexical: list[tuple[float, int, int]] = []
-        cosine: dict[tuple[int, int], float] = {}
+        cosine: dict[tuple[int, int], float] = {}  # the primary embedder's, for relevance
         for col in cols:
             cached = self._cached(col, lexical=hybrid)
             for cid, score in cached.index.search(qv, n):
                 dense.append((score, col.id, cid))
                 cosine[(col.id, cid)] = score
+            extra: list[int] = []
+            if qv2 is not None and cached.secondary is not None and self._uses_secondary(col):
+                top2 = cached.secondary.search(qv2, n)
+                dense2.extend((s, col.id, cid) for cid, s in top2)
+                extra.extend(cid for cid, _ in top2)
             if hybrid and cached.lexical is not None and cached.lexical_ids is not None:
                 top = [(int(cached.lexical_ids[row]), s) for row, s in cached.lexical.top(query, n)]
-                missing = [cid for cid, _ in top if (col.id, cid) not in cosine]
-                for cid, score in cached.index.scores_for(qv, missing).items():
-                    cosine[(col.id, cid)] = score
                 lexical.extend((s, col.id, cid) for cid, s in top)
-        dense.sort(key=lambda t: -t[0])
-        rankings = [[(c, i) for _, c, i in dense[:n]]]
-        if hybrid:
-            lexical.sort(key=lambda t: -t[0])
-            rankings.append([(c, i) for _, c, i in lexical[:n]])
-        keys = {key: pos for pos, key in enumerate({key for r in rankings for key in r})}
-        back = {pos: key for key, pos in keys.items()}
-        fused = rrf([[keys[key] for key in r] for r in rankings], k=self.config.rrf_k,
-                    weights=[1.0, self.config.lexical_weight][:len(rankings)])
-        chosen = [(back[pos], f) for pos, f in fused[:k * 4] if back[pos] in cosine]
+                extra.extend(cid for cid, _ in top)
+            missing = list(dict.fromkeys(cid for cid in extra if (col.id, cid) not in cosine))
+            for cid, score in cached.index.scores_for(qv, missing).items():
+                cosine[(col.id, cid)] = score
+        rankings: list[list[tuple[int, int]]] = []
+        for found in (dense, dense2, lexical):
+            found.sort(key=lambda t: -t[0])
+            rankings.append([(c, i) for _, c, i in found[:n]])
+        weights = fusion_weights(query, lexical_weight=self.config.lexical_weight,
+                                 secondary_weight=self.config.secondary_weight, hybrid=hybrid,
+                                 secondary=qv2 is not None)
+        fused = fuse(rankings, weights, k=self.config.rrf_k)
+        chosen = [(key, f) for key, f in fused[:k * 4] if key in cosine]
         return self._hits(cols, chosen, cosine, Baseline(self.embedder, query, qv), min_relevance)[:k]
 
     def _hits(self, cols: list[CollectionRow], chosen: list[tuple[tuple[int, int], float]],
@@ -595,12 +699,13 @@ class KnowledgeBase:
     def _cached(self, col: CollectionRow, *, lexical: bool) -> _Cached:
         """The collection's index (reloaded when another process replaced the file) and its
         BM25 index (rebuilt when the collection's generation moves)."""
-        path = self._index_path(col)
+        path, path2 = self._index_path(col), self._secondary_path(col)
         with self._lock:
-            sig = file_signature(path)
+            sig = (file_signature(path), file_signature(path2), col.secondary)
             cached = self._cache.get(col.id)
             if cached is None or cached.signature != sig:
-                cached = _Cached(sig, VectorIndex.open(path, col.dim))
+                index = self._open_indexes(col)
+                cached = _Cached(sig, index.primary, index.secondary)
                 self._cache[col.id] = cached
             if lexical:
                 with self._sessions() as s:

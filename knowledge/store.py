@@ -22,6 +22,8 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
+    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
@@ -48,6 +50,9 @@ class CollectionRow(KnowledgeTables):
     name: Mapped[str] = mapped_column(String(200))
     embedder: Mapped[str] = mapped_column(String(300))
     dim: Mapped[int] = mapped_column(Integer)
+    # optional second embedder with its own index file (None: the primary index only)
+    secondary: Mapped[str | None] = mapped_column(String(300), nullable=True, default=None)
+    secondary_dim: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
     generation: Mapped[int] = mapped_column(Integer, default=0)  # bumped on every index write
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
@@ -97,9 +102,26 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+_ADDED_COLUMNS = {"kb_collections": {"secondary": "VARCHAR(300)", "secondary_dim": "INTEGER"}}
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Nullable columns added after a database was created (``create_all`` adds tables, not
+    columns); existing collections keep NULL there, i.e. no secondary index."""
+    insp = inspect(engine)
+    for table, columns in _ADDED_COLUMNS.items():
+        have = {c["name"] for c in insp.get_columns(table)}
+        missing = {n: t for n, t in columns.items() if n not in have}
+        if missing:
+            with engine.begin() as conn:
+                for name, sql_type in missing.items():
+                    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}"))
+
+
 def make_sessionmaker(url: str) -> sessionmaker:
     engine: Engine = create_engine(url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     KnowledgeTables.metadata.create_all(engine)
+    _add_missing_columns(engine)
     return sessionmaker(engine, expire_on_commit=False)
