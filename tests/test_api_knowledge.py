@@ -5,6 +5,7 @@ uploads in the one error shape, and a bounded schemathesis run over these operat
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 
 from assistant.config import load_settings
@@ -208,6 +210,17 @@ def test_delete_removes_the_document_from_listing_and_search(env: Env) -> None:
     assert env.client.post("/api/knowledge/search", headers=h, json=query).json()["passages"] == []
     assert_error(env.client.delete("/api/knowledge/temp/documents/safety.md", headers=h), 404, "not_found")
     assert_error(env.client.delete("/api/knowledge/temp/documents/a%00b.md", headers=h), 422, "invalid_input")
+
+
+def test_routes_come_from_the_plugin_hook(tmp_path: Path) -> None:
+    runtime = build_runtime(load_settings(home=tmp_path, plugins=[], llm={"backend": "fake"}),
+                            backend=FakeBackend())
+    app = create_app(runtime, with_ui=False)
+    key, _ = app.state.keys.create("acme", "admin")
+    with TestClient(app) as client:
+        r = client.get("/api/knowledge/collections", headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 404 and r.json()["error"]["type"] == "not_found"
+        assert "search_knowledge" not in json.dumps(client.get("/openapi.json").json())
 
 
 KB_OPERATIONS = ["upload_knowledge_document", "list_knowledge_collections", "list_knowledge_documents",

@@ -132,6 +132,9 @@ def test_events_report_duplicates_and_rejections(env: Env, imported: dict[str, A
     one = env.client.post("/api/events", headers=env.h(env.tools),
                           json={"user": "cy", "resource": "math-101", "kind": "view"})
     assert one.status_code == 200 and one.json()["accepted"] == 1
+    listed = env.client.post("/api/events", headers=env.h(env.tools), json=[
+        {"user": "cy", "resource": "math-102", "kind": "view"}, {"user": "cy", "resource": "x", "kind": "view"}])
+    assert listed.status_code == 200 and listed.json()["accepted"] == 1 and listed.json()["rejected"][0]["index"] == 1
 
 
 def test_tenant_b_cannot_use_tenant_a_catalog_or_events(env: Env, imported: dict[str, Any]) -> None:

@@ -98,6 +98,9 @@ class EventBatch(BaseModel):
     events: list[EventIn] = Field(max_length=MAX_EVENTS_PER_REQUEST)
 
 
+EventList = Annotated[list[EventIn], Field(max_length=MAX_EVENTS_PER_REQUEST)]
+
+
 class RejectedEvent(BaseModel):
     index: int = Field(description="0-based position in the batch")
     reason: str
@@ -300,13 +303,15 @@ def make_router(runtime: Any) -> APIRouter:
 
     @router.post("/api/events", operation_id="record_events", response_model=EventReportOut,
                  tags=["recommendations"])
-    async def post_events(body: EventIn | EventBatch, principal: LearnerKey) -> dict[str, Any]:
-        """Record one learner event, or ``{"events": [...]}`` (``tools`` or ``chat`` scope).
+    async def post_events(body: EventIn | EventBatch | EventList, principal: LearnerKey) -> dict[str, Any]:
+        """Record one learner event, a list of them, or ``{"events": [...]}`` (``tools`` or
+        ``chat`` scope).
         Each event is checked on its own: duplicates (same user, resource, kind, timestamp)
         are skipped and reported, invalid events and unknown resources are rejected with the
         reason; the valid ones are stored together. They count at once: the next
         recommendation for that learner uses them, without retraining."""
-        events = body.events if isinstance(body, EventBatch) else [body]
+        events = body.events if isinstance(body, EventBatch) else \
+            body if isinstance(body, list) else [body]
         return await anyio.to_thread.run_sync(_record, runtime, principal.tenant, events)
 
     @router.post("/api/recommendations/train", operation_id="train_recommender",
