@@ -9,6 +9,7 @@ import anyio
 from fastapi import FastAPI
 
 from assistant.api import usage, widget
+from assistant.api.audit_trail import AuditMiddleware
 from assistant.api.limits import install_quota_handler
 from assistant.api.tools import ToolRunner
 from assistant.metering import Meter
@@ -50,3 +51,4 @@ def install_billing(app: FastAPI, runtime: Runtime) -> None:
     install_quota_handler(app)
     for module in (widget, usage):
         app.include_router(module.router)
+    app.add_middleware(AuditMiddleware, db=runtime.db)

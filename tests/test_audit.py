@@ -1,0 +1,97 @@
+"""The audit log: key creation and revocation from the CLI, widget keys, administrative API
+operations (by operation id, after success only), ``mentorly audit`` and ``GET /api/audit``;
+plus ``mentorly usage``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+from click.testing import CliRunner
+from fastapi import APIRouter, Depends
+
+from assistant import audit
+from assistant.api import require
+from assistant.cli import cli
+from assistant.errors import InvalidInput
+from assistant.metering import Meter
+from assistant.security import ADMIN, Principal
+from assistant.server import create_app
+from assistant.storage import shared_database
+from tests.support.live_api import LiveServer, make_runtime
+
+
+class Ran:
+    def __init__(self, result: Any) -> None:
+        self.returncode = result.exit_code
+        self.stdout = result.stdout
+        self.stderr = result.stderr
+
+
+def mentorly(home: Path, *args: str) -> Ran:
+    """The real CLI group, in process (a subprocess per command would cost seconds each)."""
+    return Ran(CliRunner().invoke(cli, list(args), env={"MENTORLY_HOME": str(home)}, catch_exceptions=False))
+
+
+def test_cli_key_lifecycle_is_audited_and_usage_is_reported(tmp_path: Path) -> None:
+    created = mentorly(tmp_path, "keys", "create", "--tenant", "acme", "--scopes", "admin", "--json")
+    assert created.returncode == 0, created.stderr
+    prefix = json.loads(created.stdout)["prefix"]
+    widget = mentorly(tmp_path, "keys", "create", "--widget", "--tenant", "acme", "--origins",
+                      "https://school.example", "--json")
+    assert widget.returncode == 0, widget.stderr
+    pk = json.loads(widget.stdout)["key"]
+    assert json.loads(widget.stdout)["secret"].startswith("wsk_")
+    refused = mentorly(tmp_path, "keys", "create", "--widget", "--tenant", "acme")
+    assert refused.returncode != 0 and "--origins" in refused.stderr
+    assert mentorly(tmp_path, "keys", "revoke", prefix).returncode == 0
+    assert mentorly(tmp_path, "keys", "revoke", pk).returncode == 0
+    db = shared_database(f"sqlite:///{tmp_path / 'mentorly.db'}")
+    Meter(db).record(tenant="acme", user="ann", tool="halve", tool_calls=1, prompt_tokens=7)
+    log = mentorly(tmp_path, "audit", "--json")
+    assert log.returncode == 0, log.stderr
+    entries = json.loads(log.stdout)
+    assert [(e["action"], e["target"]) for e in entries] == [
+        (audit.WIDGET_KEY_REVOKED, pk), (audit.KEY_REVOKED, prefix),
+        (audit.WIDGET_KEY_CREATED, pk), (audit.KEY_CREATED, prefix)]
+    assert all(e["actor"].startswith("cli:") and e["tenant"] == "acme" for e in entries)
+    assert entries[-1]["details"] == {"scopes": ["admin"]}
+    usage = mentorly(tmp_path, "usage", "--group-by", "tool", "--csv")
+    assert usage.returncode == 0 and usage.stdout.splitlines()[1].startswith("halve,0,7,0,1,")
+    bad = mentorly(tmp_path, "usage", "--from", "last week")
+    assert bad.returncode != 0 and "ISO" in bad.stderr
+
+
+def test_admin_api_operations_are_audited_after_success_only(tmp_path: Path) -> None:
+    runtime = make_runtime(tmp_path)
+    app = create_app(runtime, with_ui=False)
+    stand_in = APIRouter()  # the catalog plugin's operation id, on a minimal route
+
+    @stand_in.post("/api/catalog", operation_id="import_catalog")
+    async def import_catalog(principal: Annotated[Principal, Depends(require(ADMIN))],
+                             fail: bool = False) -> dict[str, Any]:
+        if fail:
+            raise InvalidInput("row 3 is malformed")
+        return {"tenant": principal.tenant}
+
+    app.include_router(stand_in)
+    server = LiveServer(app).start()
+    try:
+        admin, info = app.state.keys.create("acme", "admin")
+        chat, _ = app.state.keys.create("acme", "chat")
+        other, _ = app.state.keys.create("beta", "admin")
+        h = {"Authorization": f"Bearer {admin}"}
+        assert httpx.post(server.url + "/api/catalog", headers=h).status_code == 200
+        assert httpx.post(server.url + "/api/catalog?fail=true", headers=h).status_code == 422
+        assert httpx.post(server.url + "/api/catalog", headers={"Authorization": f"Bearer {chat}"}).status_code == 403
+        found = audit.entries(runtime.db, action=audit.CATALOG_IMPORTED)
+        assert [(e.actor, e.tenant, e.target) for e in found] == [(f"key:{info.prefix}", "acme", "/api/catalog")]
+        listed = httpx.get(server.url + "/api/audit", headers=h).json()["entries"]
+        assert [e["action"] for e in listed] == [audit.CATALOG_IMPORTED]
+        assert httpx.get(server.url + "/api/audit", headers={"Authorization": f"Bearer {other}"}).json() == \
+            {"entries": []}
+        assert httpx.get(server.url + "/api/audit", headers={"Authorization": f"Bearer {chat}"}).status_code == 403
+    finally:
+        server.stop()
