@@ -26,7 +26,7 @@ from assistant.storage.usage import UsageRecord
 log = logging.getLogger(__name__)
 
 current_key: ContextVar[str] = ContextVar("mentorly_usage_key", default="")
-current_surface: ContextVar[str] = ContextVar("mentorly_usage_surface", default="api")
+current_surface: ContextVar[str] = ContextVar("mentorly_usage_surface", default="other")  # UI, /v1
 
 GroupBy = Literal["tenant", "user", "tool"]
 GROUPS: tuple[str, ...] = ("tenant", "user", "tool")
