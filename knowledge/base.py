@@ -12,8 +12,8 @@ A collection may also have a secondary embedder (recorded in its row like the pr
 with a second FAISS file holding the same ids. Both files are written before the database is
 settled, and ``recover`` counts a document as written only when both hold all its chunks, so
 a crash between the two file replacements undoes that batch (re-running the ingest redoes it).
-Searches fuse both dense rankings and BM25 (``knowledge.fusion``); relevance is always judged
-with the primary embedder's cosine.
+Searches fuse the scores of both embedders and BM25 (``knowledge.fusion``); relevance is always
+judged with the primary embedder's cosine.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from knowledge.errors import (
     KnowledgeError,
     UnreadableDocument,
 )
-from knowledge.fusion import fuse, fusion_weights, secondary_applies
+from knowledge.fusion import fuse_scores, fusion_weights, secondary_applies
 from knowledge.lexical import BM25Index
 from knowledge.loaders import DEFAULT_MAX_BYTES, iter_files, load_file
 from knowledge.relevance import CROSS_LINGUAL_REDUCTION, Baseline, default_min_margin
@@ -67,10 +67,9 @@ class KBConfig:
     overlap_units: int = 24
     min_relevance: float | None = None  # cosine minus the query's baseline; None: by embedder
     hybrid: bool = True
-    lexical_weight: float = 0.1  # weight of the BM25 ranking in the fusion
-    secondary_weight: float = 1.0  # weight of the secondary embedder's ranking (non-CJK queries)
-    rrf_k: int = 10
-    candidates: int = 50  # per ranking, before fusion
+    lexical_weight: float = 0.1  # weight of the BM25 z-scores in the fusion (knowledge.fusion)
+    secondary_weight: float = 3.0  # weight of the secondary embedder's (queries without CJK)
+    candidates: int = 50  # per signal; their union is the pool that is fused
     flush_chunks: int = 512
     embed_batch: int = 32
     lock_timeout_s: float = 30.0
@@ -173,6 +172,7 @@ class _Cached:
     generation: int = -1
     lexical: BM25Index | None = None
     lexical_ids: np.ndarray | None = None
+    lexical_rows: dict[int, int] = field(default_factory=dict)  # chunk id -> BM25 row
 
 
 class KnowledgeBase:
@@ -637,36 +637,40 @@ class KnowledgeBase:
         without it only the primary dense ranking and BM25 are fused.
         """
         n = max(self.config.candidates, k)
-        dense: list[tuple[float, int, int]] = []  # (score, collection id, chunk id)
-        dense2: list[tuple[float, int, int]] = []
-        lexical: list[tuple[float, int, int]] = []
-        cosine: dict[tuple[int, int], float] = {}  # the primary embedder's, for relevance
-        for col in cols:
-            cached = self._cached(col, lexical=hybrid)
-            for cid, score in cached.index.search(qv, n):
-                dense.append((score, col.id, cid))
-                cosine[(col.id, cid)] = score
-            extra: list[int] = []
-            if qv2 is not None and cached.secondary is not None and self._uses_secondary(col):
-                top2 = cached.secondary.search(qv2, n)
-                dense2.extend((s, col.id, cid) for cid, s in top2)
-                extra.extend(cid for cid, _ in top2)
-            if hybrid and cached.lexical is not None and cached.lexical_ids is not None:
-                top = [(int(cached.lexical_ids[row]), s) for row, s in cached.lexical.top(query, n)]
-                lexical.extend((s, col.id, cid) for cid, s in top)
-                extra.extend(cid for cid, _ in top)
-            missing = list(dict.fromkeys(cid for cid in extra if (col.id, cid) not in cosine))
-            for cid, score in cached.index.scores_for(qv, missing).items():
-                cosine[(col.id, cid)] = score
-        rankings: list[list[tuple[int, int]]] = []
-        for found in (dense, dense2, lexical):
-            found.sort(key=lambda t: -t[0])
-            rankings.append([(c, i) for _, c, i in found[:n]])
         weights = fusion_weights(query, lexical_weight=self.config.lexical_weight,
                                  secondary_weight=self.config.secondary_weight, hybrid=hybrid,
                                  secondary=qv2 is not None)
-        fused = fuse(rankings, weights, k=self.config.rrf_k)
-        chosen = [(key, f) for key, f in fused[:k * 4] if key in cosine]
+        keys: list[tuple[int, int]] = []  # (collection id, chunk id): the candidate pool
+        primary: list[float] = []
+        second: list[float] = []
+        lexical: list[float] = []
+        cosine: dict[tuple[int, int], float] = {}  # the primary embedder's, for relevance
+        for col in cols:
+            cached = self._cached(col, lexical=hybrid)
+            pool: dict[int, None] = {cid: None for cid, _ in cached.index.search(qv, n)}
+            use2 = (weights[1] > 0 and qv2 is not None and cached.secondary is not None
+                    and self._uses_secondary(col))
+            if use2 and cached.secondary is not None and qv2 is not None:
+                pool.update((cid, None) for cid, _ in cached.secondary.search(qv2, n))
+            bm25 = None
+            if weights[2] > 0 and cached.lexical is not None:
+                bm25 = cached.lexical.scores(query)
+                pool.update((cid, None) for cid, _ in _top_ids(bm25, cached.lexical_ids, n))
+            ids = sorted(pool)
+            s1 = cached.index.scores_for(qv, ids)
+            ids = [cid for cid in ids if cid in s1]  # not in the index: a write in progress
+            s2 = (cached.secondary.scores_for(qv2, ids)
+                  if use2 and cached.secondary is not None and qv2 is not None else {})
+            for cid in ids:
+                keys.append((col.id, cid))
+                primary.append(s1[cid])
+                cosine[(col.id, cid)] = s1[cid]
+                second.append(s2.get(cid, 0.0))
+                row = cached.lexical_rows.get(cid)
+                lexical.append(float(bm25[row]) if bm25 is not None and row is not None else 0.0)
+        fused = fuse_scores(keys, [np.array(primary), np.array(second), np.array(lexical)],
+                            weights)
+        chosen = fused[:k * 4]
         return self._hits(cols, chosen, cosine, Baseline(self.embedder, query, qv), min_relevance)[:k]
 
     def _hits(self, cols: list[CollectionRow], chosen: list[tuple[tuple[int, int], float]],
@@ -720,11 +724,24 @@ class KnowledgeBase:
                     cached.lexical = BM25Index([Chunk(r.text, heading=(r.meta or {}).get("heading"))
                                                 .embedding_text() for r in rows])
                     cached.lexical_ids = np.array([r.id for r in rows], dtype=np.int64)
+                    cached.lexical_rows = {r.id: n for n, r in enumerate(rows)}
                     cached.generation = int(generation or 0)
             return cached
 
     def collection_rows(self, tenant: str, names: Sequence[str] | None = None) -> list[CollectionRow]:
         return self._search_collections(tenant, names)
+
+
+def _top_ids(scores: np.ndarray, ids: np.ndarray | None, k: int) -> list[tuple[int, float]]:
+    """The ``k`` best positive BM25 scores as (chunk id, score)."""
+    if ids is None:
+        return []
+    nonzero = np.flatnonzero(scores > 0)
+    if nonzero.size == 0:
+        return []
+    k = min(k, nonzero.size)
+    best = nonzero[np.argpartition(-scores[nonzero], k - 1)[:k]]
+    return [(int(ids[i]), float(scores[i])) for i in best]
 
 
 @dataclass

@@ -38,8 +38,12 @@ def knowledge_base(settings: Any) -> KnowledgeBase:
         if kb is None:
             with product_errors():
                 embedder = shared_embedder(settings.embedder.name, settings.embedder.threads)
+                name = ks.secondary_embedder.strip()
+                secondary = (shared_embedder(name, settings.embedder.threads)
+                             if name and name.lower() != "none" and name != settings.embedder.name
+                             else None)
                 kb = _bases[key] = KnowledgeBase(settings.db_url, index_dir(settings), embedder,
-                                                 ks.kb_config())
+                                                 ks.kb_config(), secondary=secondary)
         return kb
 
 

@@ -15,8 +15,13 @@ class KnowledgeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MENTORLY_KNOWLEDGE__", extra="ignore")
 
     max_file_mb: float = Field(50.0, gt=0, description="larger files are skipped with a reason")
-    hybrid: bool = Field(True, description="fuse BM25 with the dense ranking (RRF)")
+    hybrid: bool = Field(True, description="fuse BM25 with the dense scores (knowledge.fusion)")
     lexical_weight: float = Field(0.1, ge=0.0, le=1.0)
+    secondary_embedder: str = Field(
+        "minilm", description="second embedder fused with the main one for queries not in a CJK "
+        "script ('minilm', a sentence-transformers folder, or '' for none)")
+    secondary_weight: float = Field(3.0, ge=0.0, le=10.0, description="its weight in the fusion "
+                                    "(the main embedder's is 1, BM25's lexical_weight)")
     min_relevance: float | None = Field(
         None, description="minimum cosine margin over the off-topic baseline; default per embedder")
     chunk_units: int = Field(160, ge=20, le=2000)
@@ -27,7 +32,8 @@ class KnowledgeSettings(BaseSettings):
 
     def kb_config(self) -> KBConfig:
         return KBConfig(max_file_bytes=int(self.max_file_mb * 1024 * 1024), hybrid=self.hybrid,
-                        lexical_weight=self.lexical_weight, min_relevance=self.min_relevance,
+                        lexical_weight=self.lexical_weight,
+                        secondary_weight=self.secondary_weight, min_relevance=self.min_relevance,
                         chunk_units=self.chunk_units, overlap_units=self.overlap_units,
                         flush_chunks=self.flush_chunks)
 
