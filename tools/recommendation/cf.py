@@ -5,8 +5,11 @@ same columns as ``X``). Scores come from the history given at query time, never 
 user factor, so an event recorded after training changes the next recommendation at once.
 
 - ``EASE`` (Steck 2019): a closed-form item-item model, ``B = I - P / diag(P)`` with
-  ``P = (XᵀX + λI)⁻¹``. Best of the models measured on MovieLens-100k (benchmarks/recommend.py);
-  O(items³) to fit, so catalogs above ``EASE_MAX_ITEMS`` fall back to item-kNN.
+  ``P = (XᵀX + Λ)⁻¹``. With ``dropout = 0`` Λ = λI (plain EASE); with ``dropout = p > 0`` it
+  is the emphasized-denoising variant (EDLAE, Steck 2020), Λ = λI + p/(1-p)·diag(XᵀX), which
+  regularises popular items more, as if each history entry were dropped with probability p.
+  Best of the models measured on MovieLens-100k (benchmarks/recommend.py); O(items³) to fit,
+  so catalogs above ``EASE_MAX_ITEMS`` fall back to item-kNN.
 - ``ItemKNN``: cosine item-item similarity, top-``k`` neighbours per item (sparse).
 - ``Popularity``: how many users interacted with each item.
 """
@@ -36,10 +39,13 @@ def as_csr(X: sp.spmatrix | np.ndarray) -> sp.csr_matrix:
 class EASE:
     name = "ease"
 
-    def __init__(self, l2: float = 300.0) -> None:
+    def __init__(self, l2: float = 300.0, dropout: float = 0.0) -> None:
         if l2 <= 0:
             raise ValueError("EASE needs l2 > 0")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError("EASE dropout must be in [0, 1)")
         self.l2 = float(l2)
+        self.dropout = float(dropout)
         self.B: np.ndarray = np.zeros((0, 0), dtype=np.float32)
 
     def fit(self, X: sp.csr_matrix) -> EASE:
@@ -48,7 +54,7 @@ class EASE:
         if n > EASE_MAX_ITEMS:
             raise ValueError(f"EASE is limited to {EASE_MAX_ITEMS} items (got {n}); use ItemKNN")
         G = (X.T @ X).toarray().astype(np.float64)
-        G[np.diag_indices(n)] += self.l2
+        G[np.diag_indices(n)] += self.l2 + self.dropout / (1.0 - self.dropout) * np.diag(G)
         P = np.linalg.inv(G)
         B = -P / np.diag(P)[None, :]
         B[np.diag_indices(n)] = 0.0

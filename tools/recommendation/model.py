@@ -1,10 +1,11 @@
 """Training and the saved artifact (``MENTORLY_HOME/models/recommend/<tenant>/model.npz``).
 
 Training reads every event of the tenant, weights them (``hybrid.interaction_weight``), picks
-the CF model and its regularisation by measurement on a per-learner hold-out (EASE vs item-kNN
-vs popularity, nDCG@10), computes popularity and embeds the catalog for content similarity
-(vectors are reused for resources whose text did not change). The artifact is written to a
-temporary file and renamed, so a crash never leaves half a model.
+the CF model, its regularisation and the blend weights by measurement on a per-learner hold-out
+(EASE + blend vs item-kNN vs popularity, nDCG@10; see tuning.py), computes popularity and
+embeds the catalog for content similarity (vectors are reused for resources whose text did not
+change). The artifact is written to a temporary file and renamed, so a crash never leaves half a
+model.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ from tools.recommendation.catalog import load_catalog
 from tools.recommendation.cf import EASE, EASE_MAX_ITEMS, ItemKNN, Popularity
 from tools.recommendation.evaluation import evaluate, random_split, top_k
 from tools.recommendation.events import all_events
-from tools.recommendation.hybrid import interaction_weight
+from tools.recommendation.hybrid import HybridScorer, interaction_weight
 from tools.recommendation.store import CatalogItem
+from tools.recommendation.tuning import HybridParams, tune_hybrid
 
 log = logging.getLogger(__name__)
 MODEL_NAME = "mentorly-hybrid-rec"
-L2_GRID = (1.0, 5.0, 20.0, 50.0, 150.0, 500.0)
 _TENANT_SAFE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -53,6 +54,15 @@ class RecModel:
 
     def index(self) -> dict[str, int]:
         return {item: i for i, item in enumerate(self.item_ids)}
+
+    def scorer(self) -> HybridScorer:
+        """The blend with the weights chosen at training (defaults for older model files)."""
+        blend = self.meta.get("blend") or {}
+        defaults = HybridParams()
+        return HybridScorer(self.B, self.popularity, self.content,
+                            content_weight=float(blend.get("content_weight", defaults.content_weight)),
+                            popularity_weight=float(blend.get("popularity_weight",
+                                                              defaults.popularity_weight)))
 
 
 def model_dir(settings: Settings, tenant: str) -> Path:
@@ -192,11 +202,14 @@ def interaction_matrix(events: list[tuple[str, str, str, float | None]], index: 
                          shape=(len(users), len(index))), used
 
 
-def select_cf(X: sp.csr_matrix) -> tuple[EASE | ItemKNN | None, dict[str, Any]]:
-    """Pick the CF model by nDCG@10 on a per-learner 20 % hold-out of the strong interactions."""
+def select_cf(X: sp.csr_matrix, content: np.ndarray | None = None
+              ) -> tuple[EASE | ItemKNN | None, dict[str, Any]]:
+    """Pick the CF model, its settings and the blend weights by nDCG@10 on a per-learner 20 %
+    hold-out of the strong interactions (EASE settings and blend weights: ``tuning.tune_hybrid``,
+    the same search benchmarks/recommend.py runs). The chosen blend is ``report["blend"]``."""
     n_items = X.shape[1]
     positives = X.multiply(X >= 0.6).tocoo()
-    report: dict[str, Any] = {"candidates": {}}
+    report: dict[str, Any] = {"candidates": {}, "blend": HybridParams().as_dict()}
     if X.shape[0] < 5 or positives.nnz < 20:
         report["reason"] = "too little activity for collaborative filtering"
         return None, report
@@ -209,24 +222,30 @@ def select_cf(X: sp.csr_matrix) -> tuple[EASE | ItemKNN | None, dict[str, Any]]:
                               np.concatenate(list(split.test.values())))), shape=X.shape)
     train = (X - X.multiply(heldout)).tocsr()
     train.eliminate_zeros()
-    candidates: list[tuple[str, Any]] = [("popularity", Popularity())]
-    if n_items <= EASE_MAX_ITEMS:
-        candidates += [(f"ease(l2={l2:g})", EASE(l2)) for l2 in L2_GRID]
-    candidates += [("itemknn(k=50)", ItemKNN(50))]
+    k = min(10, n_items - 1)
     best: tuple[float, str, Any] = (-1.0, "", None)
-    for label, model in candidates:
+    for label, model in [("popularity", Popularity()), ("itemknn(k=50)", ItemKNN(50))]:
         model.fit(train)
-        got = evaluate(lambda us, m=model: top_k(m.score(train[us]), train[us], min(10, n_items - 1)),
-                       split)
-        report["candidates"][label] = round(got.ndcg, 4)
-        if got.ndcg > best[0]:
-            best = (got.ndcg, label, model)
+        got = evaluate(lambda us, m=model: top_k(m.score(train[us]), train[us], k), split).ndcg
+        report["candidates"][label] = round(got, 4)
+        if got > best[0]:
+            best = (got, label, model)
+    if n_items <= EASE_MAX_ITEMS:
+        seen = (train > 0).astype(np.float32).tocsr()
+        popularity = np.asarray(seen.sum(axis=0), dtype=np.float32).ravel()
+        params, got, tried = tune_hybrid(train, seen, split, popularity, content)
+        report["candidates"][params.label] = round(got, 4)
+        report["configs_tried"] = len(tried)
+        if got > best[0]:
+            best = (got, params.label, params)
+            report["blend"] = params.as_dict()
     report["chosen"] = best[1]
     report["validation_users"] = len(split.test)
     if isinstance(best[2], Popularity):
         return None, report
-    final = EASE(best[2].l2) if isinstance(best[2], EASE) else ItemKNN(best[2].k)
-    return final.fit(X), report
+    if isinstance(best[2], HybridParams):
+        return EASE(best[2].l2, best[2].dropout).fit(X), report
+    return ItemKNN(best[2].k).fit(X), report
 
 
 def train_model(tenant: str, settings: Settings | None = None, progress: bool = False) -> RecModel:
@@ -240,7 +259,9 @@ def train_model(tenant: str, settings: Settings | None = None, progress: bool = 
     index = {item: j for j, item in enumerate(item_ids)}
     events = all_events(tenant, settings)
     X, used = interaction_matrix(events, index)
-    cf, selection = select_cf(X)
+    previous = load_model(settings, tenant)
+    content, keys, embedder_name = embed_items(items, settings, previous, progress)
+    cf, selection = select_cf(X, content)
     B: np.ndarray | None = None
     if isinstance(cf, EASE):
         B = cf.B
@@ -248,10 +269,9 @@ def train_model(tenant: str, settings: Settings | None = None, progress: bool = 
         B = cf.S.toarray()
     popularity = np.asarray((X > 0).sum(axis=0), dtype=np.float32).ravel() if X.shape[0] \
         else np.zeros(len(item_ids), np.float32)
-    previous = load_model(settings, tenant)
-    content, keys, embedder_name = embed_items(items, settings, previous, progress)
     version = int(previous.meta.get("version", 0)) + 1 if previous else 1
     meta = {"version": version, "model": MODEL_NAME, "cf": selection.get("chosen", "none"),
+            "blend": selection["blend"],
             "selection": selection, "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "n_items": len(item_ids), "n_learners": int(X.shape[0]), "n_events": used,
             "embedder": embedder_name if content is not None else None,

@@ -19,7 +19,7 @@ from assistant.errors import InvalidInput, NotFound
 from tools.recommendation import explain
 from tools.recommendation.catalog import _LEVEL_ALIASES, load_catalog
 from tools.recommendation.events import user_events
-from tools.recommendation.hybrid import Blend, HybridScorer, interaction_weight
+from tools.recommendation.hybrid import Blend, interaction_weight
 from tools.recommendation.model import RecModel, load_model, train_model
 from tools.recommendation.store import LEVELS, CatalogItem
 
@@ -180,7 +180,7 @@ def recommend(tenant: str, user: str, *, k: int = 5, subject: str | None = None,
         w = interaction_weight(kind, value)
         if w >= history[j]:
             history[j], best_kind[j] = w, kind
-    scorer = HybridScorer(model.B, model.popularity, model.content)
+    scorer = model.scorer()
     topic_vector = _topic_vector(topic, model, settings)
     blend = scorer.blend(history, topic_vector)
 
