@@ -89,3 +89,22 @@ def test_quota_exhausted_mid_conversation(limited: tuple[str, FakeBackend, objec
         assert s.scalar(select(func.count()).select_from(UsageRecord).where(UsageRecord.key == info.prefix)) == 1
         assert s.scalar(select(func.count()).select_from(Message)
                         .where(Message.conversation_id == conversation)) == 2
+
+
+def test_direct_tool_calls_count_against_the_daily_tool_quota(limited: tuple[str, FakeBackend, object]) -> None:
+    url, _backend, app = limited
+    runner = app.state.tool_runner  # type: ignore[attr-defined]
+    saved = runner.quotas
+    runner.quotas = Quotas(QuotaSettings(tool_calls_per_day_per_key=1), runner.meter)
+    try:
+        key, info = app.state.keys.create("acme", "tools")  # type: ignore[attr-defined]
+        h = {"Authorization": f"Bearer {key}"}
+        ok = httpx.post(url + "/api/tools/halve", headers=h, json={"arguments": {"n": 4}})
+        assert ok.status_code == 200 and ok.json()["data"] == {"half": 2}
+        refused = httpx.post(url + "/api/tools/halve", headers=h, json={"arguments": {"n": 8}})
+        assert refused.status_code == 429 and "1 tool calls" in refused.json()["error"]["message"]
+        assert "reset_at" in refused.json()["error"] and int(refused.headers["Retry-After"]) > 0
+    finally:
+        runner.quotas = saved
+    with app.state.runtime.db.session() as s:  # type: ignore[attr-defined]
+        assert s.scalar(select(func.count()).select_from(UsageRecord).where(UsageRecord.key == info.prefix)) == 1

@@ -22,16 +22,19 @@ from assistant.tooling import Tool, ToolContext, ToolResult
 class MeteredToolRunner(ToolRunner):
     """Direct tool calls (``POST /api/tools/{name}``) record usage like turns do."""
 
-    def __init__(self, meter: Meter) -> None:
+    def __init__(self, meter: Meter, quotas: Quotas) -> None:
         super().__init__()
         self.meter = meter
+        self.quotas = quotas
 
     async def run(self, tool: Tool, arguments: dict[str, Any], context: ToolContext,
                   timeout: float) -> ToolResult:
+        key = context.user.removeprefix("key:") if context.user.startswith("key:") else ""
+        await anyio.to_thread.run_sync(lambda: self.quotas.check(tenant=context.tenant, user=context.user,
+                                                                 key=key))
         started = time.perf_counter()
         result = await super().run(tool, arguments, context, timeout)
         pixels = sum((f.width or 0) * (f.height or 0) for f in context.files)
-        key = context.user.removeprefix("key:") if context.user.startswith("key:") else ""
         await anyio.to_thread.run_sync(lambda: self.meter.record(
             tenant=context.tenant, user=context.user, key=key, tool=tool.name, surface="tool",
             tool_calls=1, image_megapixels=pixels / 1e6,
@@ -43,9 +46,9 @@ def install_billing(app: FastAPI, runtime: Runtime) -> None:
     existing = [o.__self__ for o in runtime.agent.observers if isinstance(getattr(o, "__self__", None), Meter)]
     meter = existing[0] if existing else Meter(runtime.db)  # one observer per runtime: never count twice
     app.state.meter = meter
-    app.state.quotas = Quotas(runtime.settings.quotas, meter)
+    app.state.quotas = quotas = Quotas(runtime.settings.quotas, meter)
     app.state.widget_keys = WidgetKeys(runtime.db, runtime.settings.widget)
-    app.state.tool_runner = MeteredToolRunner(meter)
+    app.state.tool_runner = MeteredToolRunner(meter, quotas)
     if not existing:
         runtime.agent.observers.append(meter.observe)
     install_quota_handler(app)
