@@ -31,7 +31,8 @@ def keys_group() -> None:
 @click.option("--scopes", default="chat,tools", show_default=True,
               help=f"Comma-separated: {', '.join(SCOPES)} (admin implies all).")
 @click.option("--name", default="", help="A label to recognise the key by.")
-@click.option("--widget", is_flag=True, help="A publishable pk_ key for the embeddable widget (and its secret).")
+@click.option("--widget", is_flag=True,
+              help="A publishable pk_ key for the embeddable widget (and its signing secret).")
 @click.option("--origins", default=None, help="With --widget: comma-separated origins allowed to embed it.")
 @click.option("--anonymous", is_flag=True, help="With --widget: allow visitors without a learner token.")
 @click.option("--json", "as_json", is_flag=True)

@@ -65,7 +65,8 @@ def keys_widgets(ctx: click.Context, tenant: str | None, as_json: bool) -> None:
                                 "anonymous": k.anonymous, "revoked": not k.active} for k in found]))
         return
     if not found:
-        click.echo("No widget keys (create one with `mentorly keys create --widget --tenant T --origins URL`).")
+        click.echo("No widget keys (create one with "
+                   "`mentorly keys create --widget --tenant T --origins URL`).")
     for k in found:
         click.echo(f"{k.key}  {k.tenant}  {','.join(k.origins)}  {'anonymous ' if k.anonymous else ''}"
                    f"{'active' if k.active else 'revoked'}")
@@ -74,7 +75,8 @@ def keys_widgets(ctx: click.Context, tenant: str | None, as_json: bool) -> None:
 @click.command("usage")
 @click.option("--from", "from_", default=None, help="ISO date/time, UTC (default: 30 days ago).")
 @click.option("--to", default=None, help="ISO date/time, exclusive (default: now).")
-@click.option("--group-by", type=click.Choice(["tenant", "user", "tool"]), default="tenant", show_default=True)
+@click.option("--group-by", type=click.Choice(["tenant", "user", "tool"]), default="tenant",
+              show_default=True)
 @click.option("--tenant", default=None, help="Only this tenant.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV for billing.")
 @click.option("--json", "as_json", is_flag=True)
@@ -108,7 +110,8 @@ def usage_command(ctx: click.Context, from_: str | None, to: str | None, group_b
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def audit_command(ctx: click.Context, tenant: str | None, action: str | None, limit: int, as_json: bool) -> None:
+def audit_command(ctx: click.Context, tenant: str | None, action: str | None, limit: int,
+                  as_json: bool) -> None:
     """The audit log of administrative actions, newest first."""
     found = audit.entries(_db(ctx), tenant=tenant, action=action, limit=limit)
     if as_json:

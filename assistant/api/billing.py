@@ -43,7 +43,8 @@ class MeteredToolRunner(ToolRunner):
 
 
 def install_billing(app: FastAPI, runtime: Runtime) -> None:
-    existing = [o.__self__ for o in runtime.agent.observers if isinstance(getattr(o, "__self__", None), Meter)]
+    existing = [o.__self__ for o in runtime.agent.observers
+                if isinstance(getattr(o, "__self__", None), Meter)]
     meter = existing[0] if existing else Meter(runtime.db)  # one observer per runtime: never count twice
     app.state.meter = meter
     app.state.quotas = quotas = Quotas(runtime.settings.quotas, meter)

@@ -48,7 +48,8 @@ def result_of(turn: TurnRun) -> ChatResult:
 async def chat(body: ChatRequest, request: Request, principal: ChatKey, runtime: RuntimeDep) -> Any:
     """Ask the assistant. Upload ids and conversation ids of other tenants read as unknown (404)."""
     files = [runtime.uploads.get(principal.tenant, upload_id) for upload_id in body.uploads]
-    await admit(request, tenant=principal.tenant, user=body.user, key=principal.key_prefix or "", surface="api")
+    await admit(request, tenant=principal.tenant, user=body.user, key=principal.key_prefix or "",
+                surface="api")
     turn = await start_turn(runtime, request.app.state.metrics, "api", message=body.message, files=files,
                             user=body.user, tenant=principal.tenant, conversation_id=body.conversation_id)
     if body.stream:

@@ -46,7 +46,8 @@ def quota_response(exc: QuotaExceeded, headers: dict[str, str] | None = None) ->
     body: dict[str, Any] = error_body(exc.error_type, exc.message)
     body["error"]["reset_at"] = exc.reset_at.isoformat()
     body["error"]["retry_after_s"] = exc.retry_after_s
-    return JSONResponse(body, status_code=429, headers={**(headers or {}), "Retry-After": str(exc.retry_after_s)})
+    headers = {**(headers or {}), "Retry-After": str(exc.retry_after_s)}
+    return JSONResponse(body, status_code=429, headers=headers)
 
 
 def install_quota_handler(app: FastAPI) -> None:

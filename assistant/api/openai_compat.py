@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from assistant.api.auth import ChatKey, RuntimeDep
 from assistant.api.errors import error_response, status_for
-from assistant.api.schemas import ERROR_RESPONSES
 from assistant.api.limits import admit
+from assistant.api.schemas import ERROR_RESPONSES
 from assistant.api.turns import SSE_HEADERS, ClosingStreamingResponse, TurnRun, start_turn
 from assistant.errors import InvalidInput, NotFound
 from assistant.events import TextDelta
@@ -175,7 +175,8 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
     if body.model != MODEL_ID:
         raise NotFound(f"model {body.model!r} does not exist; available: {MODEL_ID}")
     message, files = await anyio.to_thread.run_sync(_parse, body, runtime, principal.tenant)
-    await admit(request, tenant=principal.tenant, user=body.user, key=principal.key_prefix or "", surface="openai")
+    await admit(request, tenant=principal.tenant, user=body.user, key=principal.key_prefix or "",
+                surface="openai")
     turn = await start_turn(runtime, request.app.state.metrics, "openai", message=message, files=files,
                             user=body.user, tenant=principal.tenant, conversation_id=body.conversation_id)
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"

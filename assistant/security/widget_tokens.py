@@ -162,7 +162,8 @@ class WidgetKeys:
         if hit is not None and hit[0] > time.monotonic():
             return hit[1], hit[2]
         if not isinstance(key, str) or not PK_RE.match(key):
-            raise Unauthorized("the widget key is malformed (expected 'pk_…'; see `mentorly keys create --widget`)")
+            raise Unauthorized("the widget key is malformed "
+                               "(expected 'pk_…'; see `mentorly keys create --widget`)")
         with self.db.session() as s:
             row = s.scalar(select(WidgetKey).where(WidgetKey.key == key))
             if row is None:
