@@ -230,3 +230,12 @@ def test_quota_exhausted_mid_conversation_shows_a_friendly_message(world: World,
         assert user is not None
         conv = s.scalar(select(Conversation).where(Conversation.user_id == user.id))
         assert conv is not None and len(conv.messages) == 2  # the first turn only
+
+
+def test_the_demo_page_embeds_the_widget(world: World, page: Any) -> None:
+    info, _secret = world.app.state.widget_keys.create(TENANT, [world.server.url], anonymous=True)
+    page.goto(f"{world.server.url}/widget-demo?key={info.key}&lang=zh")
+    page.locator("button.mw-launcher").click()
+    page.get_by_text("你好！今天想学点什么？").wait_for()
+    assert page.locator(".mw-title").text_content() == "Mentorly"
+    assert page.locator("button.mw-attach").get_attribute("aria-label") == "添加图片"
