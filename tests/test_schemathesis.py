@@ -40,7 +40,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
 
 
 OPERATIONS = ["health", "metrics", "create_upload", "chat", "get_conversation", "list_tools", "call_tool",
-              "list_models", "create_chat_completion"]
+              "list_models", "create_chat_completion",
+              "usage", "audit_log"]  # issue 8: metering and the audit log
 
 
 def _operations(url: str) -> dict[str, Any]:
