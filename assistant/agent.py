@@ -37,6 +37,7 @@ from assistant.tooling import Source, Tool, ToolContext, ToolResult, Upload
 
 log = logging.getLogger(__name__)
 KNOWLEDGE = "knowledge"  # the capability searched when no tool is chosen
+LEAD_IN_TOKENS = 60  # the answer before a tool's ``display`` block is one sentence
 
 
 @dataclass
@@ -145,8 +146,14 @@ class Agent:
         else:
             messages = prompts.answer_messages(language, history, message, plan.tool,
                                                outcome.result, sources)
+            display = outcome.result.display if outcome.result else None
             try:
-                text, model = yield from self._generate(messages, usage)
+                text, model = yield from self._generate(messages, usage,
+                                                        max_tokens=LEAD_IN_TOKENS if display else None)
+                if display:
+                    block = ("\n\n" if text.strip() else "") + display
+                    text += block
+                    yield TextDelta(block)
             except MentorlyError as exc:
                 log.warning("answer generation failed: %s", exc)
                 yield ErrorEvent(message=say("llm_failed", language, reason=exc.message),
@@ -176,11 +183,12 @@ class Agent:
             except Exception:  # metering must never break a finished turn
                 log.exception("turn observer %r failed", observer)
 
-    def _generate(self, messages: list[Message], usage: Usage) -> Iterator[Event]:
+    def _generate(self, messages: list[Message], usage: Usage,
+                  max_tokens: int | None = None) -> Iterator[Event]:
         """Stream the answer as ``TextDelta`` events; returns (text, model name)."""
         backend = self._backend()
         text = ""
-        for chunk in backend.stream(messages, max_tokens=self.settings.llm.max_tokens,
+        for chunk in backend.stream(messages, max_tokens=max_tokens or self.settings.llm.max_tokens,
                                     temperature=self.settings.llm.temperature):
             if chunk.text:
                 text += chunk.text

@@ -25,6 +25,11 @@ _SOURCES = {
     "zh": "资料来源（引用时写 [n]）：\n{sources}\n",
 }
 _QUESTION = {"en": "Question: {q}", "zh": "问题：{q}"}
+_LEAD_IN = {
+    "en": "The result above will be shown to the user right after your reply. Write one short "
+          "sentence that introduces it; do not repeat it.",
+    "zh": "上面的结果会紧接着你的回复展示给用户。请只写一句简短的引导语，不要重复结果。",
+}
 
 MAX_RESULT_CHARS = 1500
 
@@ -52,6 +57,8 @@ def answer_messages(
     if sources:
         listed = "\n".join(f"[{i}] {s.title}: {s.text[:400]}" for i, s in enumerate(sources, 1))
         parts.append(_SOURCES[language].format(sources=listed))
+    if result is not None and result.display:
+        parts.append(_LEAD_IN[language])
     user = "\n".join(parts + [_QUESTION[language].format(q=question)]) if parts else question
     return [{"role": "system", "content": SYSTEM[language]}, *history, {"role": "user", "content": user}]
 

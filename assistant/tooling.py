@@ -69,6 +69,9 @@ class ToolResult:
     model_version: str | None = None
     confidence: float | None = None
     sources: list[Source] = field(default_factory=list)
+    display: str | None = None
+    """Text shown to the user as is, after the LLM's short lead-in (e.g. a list of items):
+    small models garble long lists, so they only introduce it."""
 
     def provenance(self) -> dict[str, Any]:
         return {"model": self.model, "model_version": self.model_version,

@@ -294,3 +294,21 @@ def test_observers_get_a_record_of_each_finished_turn(make_agent) -> None:
     assert record.tools == ["sentiment"] and record.tool_ms >= 0
     assert record.prompt_tokens > 0 and record.completion_tokens == 3
     assert record.compute_ms >= record.tool_ms
+
+
+def test_a_display_block_follows_a_short_lead_in(make_agent) -> None:
+    @tool(capability="recommend", examples=["Recommend me a course", "What should I study next?",
+                                             "推荐一门课给我", "我下一步该学什么？"])
+    def recommend(context: ToolContext) -> ToolResult:
+        """Recommend learning resources."""
+        listing = "1. Algebra II — because you completed Algebra I"
+        return ToolResult([{"id": "alg2"}], summary=listing, display=listing)
+
+    agent, backend, _ = make_agent(["Here is what I suggest:"])
+    agent.registry.add(recommend)
+    events = list(agent.run("What should I study next?"))
+    done = _done(events)
+    assert done.text == "Here is what I suggest:\n\n1. Algebra II — because you completed Algebra I"
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == done.text
+    request = backend.requests[-1]
+    assert request.max_tokens == 60 and "one short sentence" in request.messages[-1]["content"]
