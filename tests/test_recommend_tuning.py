@@ -11,7 +11,7 @@ from tools.recommendation.evaluation import Split, index_positives, random_split
 from tools.recommendation.hybrid import HybridScorer
 from tools.recommendation.model import RecModel
 from tools.recommendation.movielens import DatasetMissing, load_ml100k
-from tools.recommendation.tuning import BLEND_GRID, HybridParams, hybrid_ndcg, tune_hybrid
+from tools.recommendation.tuning import BLEND_GRID, L2_GRID, HybridParams, hybrid_ndcg, tune_hybrid
 
 
 def _random_matrix(seed: int, shape: tuple[int, int] = (60, 25), density: float = 0.2) -> sp.csr_matrix:
@@ -106,3 +106,19 @@ def test_search_returns_its_best_candidate_and_beats_the_untuned_default(
     # Without content vectors the content weight is dropped from the grid.
     assert all(p.startswith("ease(") and "content=0," in p for p in tried)
     assert best > tried[HybridParams(5.0, 0.0, 0.0, BLEND_GRID[0][1]).label]
+
+
+def test_l2_walk_stops_early_at_a_local_best(ml_subset: tuple[sp.csr_matrix, Split]) -> None:
+    X, split = ml_subset
+    popularity = np.asarray(X.sum(axis=0)).ravel()
+    params, best, tried = tune_hybrid(X, X, split, popularity, None, dropout_grid=(0.0,),
+                                      blend_grid=BLEND_GRID[:1])
+    visited = sorted(float(label.split("l2=")[1].split(",")[0]) for label in tried)
+    assert 3 <= len(visited) < len(L2_GRID)  # a walk, not the whole grid
+    i = L2_GRID.index(params.l2)
+    # The chosen l2 beats both of its grid neighbours, which the walk must have measured.
+    for j in (i - 1, i + 1):
+        if 0 <= j < len(L2_GRID):
+            assert L2_GRID[j] in visited
+            label = HybridParams(L2_GRID[j], 0.0, 0.0, BLEND_GRID[0][1]).label
+            assert tried[label] <= best
