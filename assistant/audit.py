@@ -76,3 +76,35 @@ def entries(db: Database, *, tenant: str | None = None, action: str | None = Non
     with db.session() as s:
         return [AuditItem(at=e.at, actor=e.actor, action=e.action, target=e.target, tenant=e.tenant_id,
                           details=dict(e.details or {})) for e in s.scalars(query).all()]
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): data}
+
+
+def record_settings_change(db: Database, settings: Any, actor: str = "") -> list[str]:
+    """Settings come from a file and environment variables, not from an API: when the service
+    starts with effective settings (secrets masked) that differ from the last ones recorded,
+    write one ``settings.changed`` entry naming the changed keys. Returns those keys."""
+    current = _flatten(settings.masked())
+    try:
+        with db.session() as s:
+            last = s.scalar(select(AuditEntry).where(AuditEntry.action == SETTINGS_CHANGED)
+                            .order_by(AuditEntry.at.desc()).limit(1))
+            previous = dict((last.details or {}).get("snapshot", {})) if last is not None else None
+    except Exception:
+        log.exception("could not read the last settings snapshot")
+        return []
+    if previous == current:
+        return []
+    changed = sorted(k for k in set(current) | set(previous or {})
+                     if (previous or {}).get(k, object()) != current.get(k, object()))
+    keys = ["(first start)"] if previous is None else changed
+    record(db, actor=actor or cli_actor().replace("cli:", "process:"), action=SETTINGS_CHANGED,
+           target=", ".join(keys)[:500], details={"changed": keys, "snapshot": current})
+    return keys

@@ -95,3 +95,18 @@ def test_admin_api_operations_are_audited_after_success_only(tmp_path: Path) -> 
         assert httpx.get(server.url + "/api/audit", headers={"Authorization": f"Bearer {chat}"}).status_code == 403
     finally:
         server.stop()
+
+
+def test_a_start_with_changed_settings_is_audited(tmp_path: Path) -> None:
+    from assistant.config import load_settings
+
+    db = shared_database(f"sqlite:///{tmp_path / 'mentorly.db'}")
+    first = load_settings(home=tmp_path, plugins=[])
+    assert audit.record_settings_change(db, first) == ["(first start)"]
+    assert audit.record_settings_change(db, first) == []  # unchanged: nothing written
+    changed = load_settings(home=tmp_path, plugins=[], quotas={"tokens_per_day_per_user": 5000},
+                            llm={"api_key": "sk-secret-value"})
+    assert audit.record_settings_change(db, changed) == ["llm.api_key", "quotas.tokens_per_day_per_user"]
+    found = audit.entries(db, action=audit.SETTINGS_CHANGED)
+    assert len(found) == 2 and found[0].target == "llm.api_key, quotas.tokens_per_day_per_user"
+    assert "sk-secret-value" not in str(found[0].details)  # secrets stay masked

@@ -8,6 +8,7 @@ from typing import Any
 import anyio
 from fastapi import FastAPI
 
+from assistant import audit
 from assistant.api import usage, widget
 from assistant.api.audit_trail import AuditMiddleware
 from assistant.api.limits import install_quota_handler
@@ -56,3 +57,4 @@ def install_billing(app: FastAPI, runtime: Runtime) -> None:
     for module in (widget, usage):
         app.include_router(module.router)
     app.add_middleware(AuditMiddleware, db=runtime.db)
+    audit.record_settings_change(runtime.db, runtime.settings)
