@@ -60,6 +60,11 @@ def test_demo_catalog_loads_trains_and_saves_artifact(settings: Settings, status
     chosen = model.meta["cf"]
     assert chosen.startswith(("ease", "itemknn"))
     assert selection[chosen] > selection["popularity"]  # CF chosen by measurement, and it wins
+    if chosen.startswith("ease"):  # the blend weights searched with it are the ones served
+        blend = model.meta["blend"]
+        assert chosen.endswith(f"blend(content={blend['content_weight']:g},"
+                               f"popularity={blend['popularity_weight']:g})")
+        assert model.scorer().content_weight == blend["content_weight"]
     assert model.content is not None and model.content.shape == (100, 384)
     # A second prepare neither reloads nor duplicates events.
     n = count_events(TENANT, settings)

@@ -56,3 +56,5 @@ def test_model_selection_picks_cf_by_measurement(subset: tuple[sp.csr_matrix, Sp
     model, report = select_cf(X)
     assert model is not None and report["chosen"] != "popularity"
     assert report["candidates"][report["chosen"]] > report["candidates"]["popularity"]
+    assert report["chosen"].startswith("ease(") and report["configs_tried"] >= 3
+    assert model.l2 == report["blend"]["l2"] and model.dropout == report["blend"]["dropout"]
