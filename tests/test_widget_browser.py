@@ -239,3 +239,23 @@ def test_the_demo_page_embeds_the_widget(world: World, page: Any) -> None:
     page.get_by_text("你好！今天想学点什么？").wait_for()
     assert page.locator(".mw-title").text_content() == "Mentorly"
     assert page.locator("button.mw-attach").get_attribute("aria-label") == "添加图片"
+
+
+def test_the_learners_history_follows_them_to_the_next_page(world: World, page: Any) -> None:
+    token = world.token(user="learner-h", name="Hu")
+    open_widget(page, world.host.page("week3.html", world.server.url, world.key, token))
+    world.backend.add("", "Start with the unit circle.")
+    ask(page, "What should I revise?")
+    page.locator(".mw-assistant[data-done='1']").wait_for(timeout=60_000)
+    open_widget(page, world.host.page("week4.html", world.server.url, world.key, token))
+    page.locator(".mw-history").nth(1).wait_for()
+    assert page.locator(".mw-history .mw-body").all_text_contents() == \
+        ["What should I revise?", "Start with the unit circle."]
+    world.backend.add("", "Then practise radians.")
+    ask(page, "And then?")
+    page.locator(".mw-assistant[data-done='1']").wait_for(timeout=60_000)
+    with world.runtime.db.session() as s:
+        user = s.scalar(select(User).where(User.external_id == "learner-h"))
+        assert user is not None
+        assert s.scalar(select(func.count()).select_from(Conversation)
+                        .where(Conversation.user_id == user.id)) == 1  # the same conversation continued

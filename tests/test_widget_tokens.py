@@ -124,7 +124,8 @@ def test_session_maps_the_learner_to_the_users_table(site: Site) -> None:
     r = site.post("/widget/api/session", {"key": site.key, "token": token})
     assert r.status_code == 200, r.text
     assert r.headers["access-control-allow-origin"] == SITE
-    assert r.json() == {"tenant": "acme", "anonymous": False, "name": "李雷", "course": None}
+    assert r.json() == {"tenant": "acme", "anonymous": False, "name": "李雷", "course": None,
+                        "conversation_id": None, "messages": []}  # no history yet
     runtime = site.app.state.runtime  # type: ignore[attr-defined]
     with runtime.db.session() as s:
         user = s.scalar(select(User).where(User.tenant_id == "acme", User.external_id == "learner-7"))

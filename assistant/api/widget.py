@@ -18,6 +18,7 @@ import anyio
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import select
 
 from assistant.api.chat import sse_line
 from assistant.api.errors import mentorly_error_response
@@ -28,6 +29,7 @@ from assistant.events import to_dict
 from assistant.quotas import QuotaExceeded
 from assistant.runtime import Runtime
 from assistant.security.widget_tokens import Learner, WidgetKeys
+from assistant.storage import Conversation, Message, User
 
 router = APIRouter(tags=["widget"])
 STATIC_DIR = Path(__file__).resolve().parents[2] / "ui" / "widget"
@@ -111,8 +113,31 @@ async def widget_session(request: Request) -> Response:
         learner = await _learner(request, await _json_body(request, WidgetAuth))
     except MentorlyError as exc:
         return _error(request, exc)
+    runtime: Runtime = request.app.state.runtime
+    conversation_id, messages = (None, []) if learner.anonymous else \
+        await anyio.to_thread.run_sync(_latest_conversation, runtime, learner)
     return JSONResponse({"tenant": learner.tenant, "anonymous": learner.anonymous,
-                         "name": learner.display_name, "course": learner.course}, headers=_cors(request))
+                         "name": learner.display_name, "course": learner.course,
+                         "conversation_id": conversation_id, "messages": messages}, headers=_cors(request))
+
+
+def _latest_conversation(runtime: Runtime, learner: Learner, limit: int = 20) -> tuple[str | None, list[Any]]:
+    """The signed-in learner's most recent conversation (its last ``limit`` messages), so the
+    history follows the learner from page to page."""
+    with runtime.db.session() as s:
+        user = s.scalar(select(User).where(User.tenant_id == learner.tenant,
+                                           User.external_id == learner.external_id))
+        if user is None:
+            return None, []
+        conv = s.scalar(select(Conversation).where(Conversation.tenant_id == learner.tenant,
+                                                   Conversation.user_id == user.id)
+                        .order_by(Conversation.updated_at.desc()).limit(1))
+        if conv is None:
+            return None, []
+        rows = s.scalars(select(Message).where(Message.conversation_id == conv.id,
+                                               Message.role.in_(("user", "assistant")))
+                         .order_by(Message.seq.desc()).limit(limit)).all()
+        return conv.id, [{"role": m.role, "content": m.content} for m in reversed(rows)]
 
 
 async def _events(turn: TurnRun) -> Any:

@@ -160,6 +160,10 @@
       return resp.json().then(function (s) {
         state.session = s;
         notice(s.name ? t.welcomeName.replace("{name}", s.name) : t.welcome, "info");
+        (s.messages || []).forEach(function (m) {  // the learner's history follows them across pages
+          bubble(m.role === "user" ? "user" : "assistant", m.content).parentNode.classList.add("mw-history");
+        });
+        if (s.conversation_id) { state.conversation = s.conversation_id; }
       });
     }).catch(function () { notice(t.network, "error"); });
   }
