@@ -158,3 +158,11 @@ def test_widget_upload_checks_the_file(site: Site) -> None:
     foreign = httpx.post(url, headers={"Origin": "https://evil.example"}, data={"key": site.key, "token": token},
                          files={"file": ("a.png", png(), "image/png")})
     assert foreign.status_code == 403
+
+
+def test_an_oversized_widget_upload_is_refused_before_parsing(site: Site) -> None:
+    runtime = site.app.state.runtime  # type: ignore[attr-defined]
+    big = b"\x89PNG" + b"0" * (runtime.settings.uploads.max_bytes + 100_000)
+    r = httpx.post(site.server.url + "/widget/api/uploads", headers={"Origin": SITE},
+                   data={"key": site.key}, files={"file": ("big.png", big, "image/png")})
+    assert r.status_code == 413 and r.json()["error"]["type"] == "payload_too_large"

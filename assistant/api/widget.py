@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
@@ -24,6 +24,7 @@ from assistant.api.chat import sse_line
 from assistant.api.errors import mentorly_error_response
 from assistant.api.limits import admit, attributed, quota_response
 from assistant.api.turns import _END, SSE_HEADERS, ClosingStreamingResponse, TurnRun, _next
+from assistant.api.uploads import _refuse_oversized_body
 from assistant.errors import ConfigError, InvalidInput, MentorlyError, PayloadTooLarge
 from assistant.events import to_dict
 from assistant.quotas import QuotaExceeded
@@ -172,7 +173,7 @@ async def widget_chat(request: Request) -> Response:
                                     headers={**SSE_HEADERS, **_cors(request)})
 
 
-@router.post("/widget/api/uploads", include_in_schema=False)
+@router.post("/widget/api/uploads", include_in_schema=False, dependencies=[Depends(_refuse_oversized_body)])
 async def widget_upload(request: Request, file: Annotated[UploadFile, File()], key: Annotated[str, Form()],
                         token: Annotated[str | None, Form()] = None,
                         anon: Annotated[str | None, Form()] = None) -> Response:
