@@ -29,7 +29,7 @@ test: install browser  ## run the whole test suite
 
 browser:  ## Debian's Chromium for the widget's browser tests (Playwright drives it; no browser download)
 	@command -v chromium >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-zenhei; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei; \
 	  else echo "Install Chromium for the browser tests: sudo apt-get install chromium fonts-wqy-zenhei"; fi; }
 
 lint: install
