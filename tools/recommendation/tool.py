@@ -93,6 +93,7 @@ def recommend_resources(
     except (InvalidInput, NotFound) as exc:
         raise ToolError(exc.message) from None
     model = result.model
-    return ToolResult(data=[r.as_dict() for r in result.items], summary=result.summary(),
+    summary = result.summary()
+    return ToolResult(data=[r.as_dict() for r in result.items], summary=summary, display=summary,
                       model=f"{model.meta.get('model')}:{model.meta.get('cf')}",
                       model_version=f"{VERSION}+m{model.version}", confidence=result.confidence)
