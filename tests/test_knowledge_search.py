@@ -139,6 +139,7 @@ def test_sigkill_mid_ingest_then_check_agrees_and_reingest_completes(tmp_path: P
     assert check.returncode == 0, check.stdout + check.stderr
     [state] = json.loads(check.stdout)
     assert state["ok"] and state["index_vectors"] == state["db_chunks"]
+    assert state["secondary"] and state["secondary_vectors"] == state["db_chunks"]  # the MiniLM file
     assert 3 <= state["documents"] < len(topics)  # flushed documents survived, the rest did not
 
     again = subprocess.run([*cmd, "--json"], env=env, capture_output=True, text=True, timeout=300,
@@ -151,3 +152,4 @@ def test_sigkill_mid_ingest_then_check_agrees_and_reingest_completes(tmp_path: P
                            capture_output=True, text=True, timeout=180, cwd=REPO_ROOT)
     [state] = json.loads(final.stdout)
     assert final.returncode == 0 and state["ok"] and state["documents"] == len(topics)
+    assert state["secondary_vectors"] == state["db_chunks"] == len(topics)

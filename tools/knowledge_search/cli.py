@@ -85,8 +85,9 @@ def list_(collection: str | None, tenant: str | None, as_json: bool) -> None:
         if collection:
             click.echo(f"{r['source']}  [{r['chunks']} chunks]  {r['title']}")
         else:
+            models = r["embedder"] + (f" + {r['secondary']}" if r.get("secondary") else "")
             click.echo(f"{r['name']}: {r['documents']} documents, {r['chunks']} chunks "
-                       f"({r['embedder']})")
+                       f"({models})")
 
 
 @kb.command("search")
@@ -149,8 +150,9 @@ def check(collection: str | None, tenant: str | None, all_tenants: bool, as_json
         for r in results:
             state = "ok" if r.ok else "MISMATCH: " + "; ".join(r.problems)
             settled = f", settled {r.recovered} interrupted" if r.recovered else ""
+            second = f" (+ {r.secondary_vectors} secondary)" if r.secondary else ""
             click.echo(f"{r.tenant}/{r.collection}: {r.documents} documents, {r.db_chunks} chunks, "
-                       f"{r.index_vectors} vectors{settled} — {state}")
+                       f"{r.index_vectors} vectors{second}{settled} — {state}")
     if any(not r.ok for r in results):
         if not as_json:
             click.echo("Repair with `mentorly kb rebuild --collection NAME`.", err=True)
