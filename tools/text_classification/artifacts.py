@@ -13,7 +13,8 @@ import re
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,19 +51,38 @@ class LinearTextModel:
     coef: np.ndarray  # (1, dim) for two classes, (n_classes, dim) otherwise
     intercept: np.ndarray
     meta: dict[str, Any]
+    extras: dict[str, np.ndarray] = field(default_factory=dict)  # e.g. the char n-gram part
 
     @property
     def embedder(self) -> str:
         return str(self.meta.get("embedder", ""))
 
-    def predict_proba(self, vectors: np.ndarray) -> np.ndarray:
+    def predict_proba(self, vectors: np.ndarray,
+                      texts: Sequence[str] | None = None) -> np.ndarray:
+        """Class probabilities (columns in ``classes`` order). With ``texts`` and a stored
+        character n-gram part, Chinese texts get the average of both models."""
         logits = vectors @ self.coef.T + self.intercept
         if len(self.classes) == 2 and self.coef.shape[0] == 1:
             p1 = 1.0 / (1.0 + np.exp(-logits[:, 0]))
+            if texts is not None and "char_coef" in self.extras:
+                p1 = self._with_char_model(p1, texts)
             return np.stack([1.0 - p1, p1], axis=1)
         logits = logits - logits.max(axis=1, keepdims=True)
         e = np.exp(logits)
         return e / e.sum(axis=1, keepdims=True)
+
+    def _with_char_model(self, p1: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        from tools.text_classification.char_ngrams import char_positive_proba
+        from tools.text_classification.language import detect_language
+
+        chinese = np.array([detect_language(t) == "zh" for t in texts], dtype=bool)
+        if not chinese.any():
+            return p1
+        weight = float(self.meta.get("char_weight", 0.5))
+        out = p1.copy()
+        pc = char_positive_proba([t for t, z in zip(texts, chinese, strict=True) if z], self.extras)
+        out[chinese] = (1.0 - weight) * p1[chinese] + weight * pc
+        return out
 
 
 def _versions(folder: Path) -> list[int]:
@@ -76,7 +96,8 @@ _write_lock = threading.Lock()
 
 
 def save_model(settings: Any, name: str, classes: list[str], coef: np.ndarray,
-               intercept: np.ndarray, meta: dict[str, Any]) -> LinearTextModel:
+               intercept: np.ndarray, meta: dict[str, Any],
+               extras: dict[str, np.ndarray] | None = None) -> LinearTextModel:
     check_name(name)
     folder = text_models_dir(settings) / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -88,14 +109,15 @@ def save_model(settings: Any, name: str, classes: list[str], coef: np.ndarray,
         tmp = Path(tempfile.mkdtemp(prefix=f".v{version}-", dir=folder))
         try:
             np.savez(tmp / "weights.npz", coef=coef.astype(np.float32),
-                     intercept=intercept.astype(np.float32))
+                     intercept=intercept.astype(np.float32), **(extras or {}))
             (tmp / "meta.json").write_text(json.dumps(full_meta, ensure_ascii=False, indent=2),
                                            "utf-8")
             tmp.rename(folder / f"v{version}")
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-    return LinearTextModel(name, version, list(classes), coef, intercept, full_meta)
+    return LinearTextModel(name, version, list(classes), coef, intercept, full_meta,
+                           dict(extras or {}))
 
 
 def latest_version(settings: Any, name: str) -> int | None:
@@ -115,6 +137,7 @@ def load_model(settings: Any, name: str, version: int | None = None) -> LinearTe
         meta = json.loads((path / "meta.json").read_text("utf-8"))
         with np.load(path / "weights.npz", allow_pickle=False) as data:
             coef, intercept = np.asarray(data["coef"]), np.asarray(data["intercept"])
+            extras = {k: np.asarray(data[k]) for k in data.files if k not in ("coef", "intercept")}
         classes = [str(c) for c in meta["classes"]]
     except FileNotFoundError:
         raise NotFound(f"text model {name!r} has no version {version}") from None
@@ -122,7 +145,7 @@ def load_model(settings: Any, name: str, version: int | None = None) -> LinearTe
         raise ModelError(f"text model {name!r} v{version} is corrupted: {exc}") from exc
     if coef.ndim != 2 or intercept.shape[0] != coef.shape[0]:
         raise ModelError(f"text model {name!r} v{version} has inconsistent weights")
-    return LinearTextModel(name, version, classes, coef, intercept, meta)
+    return LinearTextModel(name, version, classes, coef, intercept, meta, extras)
 
 
 def list_text_models(settings: Any) -> list[dict[str, Any]]:

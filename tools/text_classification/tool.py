@@ -82,7 +82,7 @@ def _predict_trained(model: LinearTextModel, embedder: Embedder, text: str) -> P
             f"text model {model.name!r} was trained on embeddings from {model.embedder!r} but the "
             f"configured embedder is {embedder.name!r}: retrain it (mentorly train text)"
         )
-    probs = model.predict_proba(embedder.embed_documents([text]))[0]
+    probs = model.predict_proba(embedder.embed_documents([text]), [text])[0]
     scores = sorted(zip(model.classes, (float(p) for p in probs), strict=True),
                     key=lambda s: -s[1])
     best, confidence = scores[0]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +150,9 @@ def fit_linear(vectors: np.ndarray, labels: Sequence[str], *, seed: int = SEED,
 def train_classifier(settings: Any, embedder: Embedder, name: str, texts: Sequence[str],
                      labels: Sequence[str], *, progress: bool = True,
                      extra_meta: dict[str, Any] | None = None, seed: int = SEED,
-                     cache_dir: Path | None = None) -> LinearTextModel:
+                     cache_dir: Path | None = None,
+                     extras: Callable[[list[str]], dict[str, np.ndarray]] | None = None,
+                     ) -> LinearTextModel:
     """Embed, cross-validate, fit and save; ``cache_dir`` defaults to the settings' cache."""
     check_classes(labels)
     if cache_dir is None and getattr(settings, "cache_dir", None) is not None:
@@ -161,4 +163,5 @@ def train_classifier(settings: Any, embedder: Embedder, name: str, texts: Sequen
     classes = [str(c) for c in model.classes_]
     meta = {"kind": "logistic-regression", "embedder": embedder.name, "C": C, "seed": seed,
             "embed_chars": MAX_CLASSIFY_CHARS, "metrics": metrics, **(extra_meta or {})}
-    return save_model(settings, name, classes, model.coef_, model.intercept_, meta)
+    arrays = extras(classes) if extras is not None else None
+    return save_model(settings, name, classes, model.coef_, model.intercept_, meta, arrays)
