@@ -28,12 +28,11 @@ from assistant.api.schemas import ERROR_RESPONSES, ErrorResponse
 from assistant.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge, UnsupportedMedia
 from assistant.security import ADMIN, CHAT, TOOLS, Principal
 from tools.recommendation.catalog import MAX_FILE_BYTES, import_file, load_catalog
-from tools.recommendation.events import parse_timestamp, record_events
+from tools.recommendation.events import record_events
 from tools.recommendation.recommender import MAX_K, recommend
 from tools.recommendation.store import LEVELS
 
 MAX_EVENTS_PER_REQUEST = 10_000
-MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 _TEXT = r"^[^\x00-\x1f]+$"  # no control characters (PostgreSQL refuses NUL in text)
 _CATALOG_SUFFIXES = (".csv", ".json", ".jsonl")
 _MEDIA_SUFFIX = {"application/json": ".json", "text/csv": ".csv", "application/x-ndjson": ".jsonl",
@@ -207,26 +206,12 @@ def _catalog(runtime: Any, tenant: str, subject: str | None, level: str | None, 
     return CatalogPage(total=len(items), items=[i.as_dict() for i in items[offset:offset + limit]])
 
 
-def _out_of_range(event: dict[str, Any]) -> str | None:
-    """Why a timestamp the store cannot hold (past year 9999) is refused; None if it is fine
-    or if ``record_events`` will give its own reason."""
-    try:
-        ms = parse_timestamp(event.get("timestamp"))
-    except ValueError:
-        return None
-    return f"timestamp {event.get('timestamp')!r} is out of range" if ms > MAX_TIMESTAMP_MS else None
-
-
 def _record(runtime: Any, tenant: str, events: list[EventIn]) -> dict[str, Any]:
     batch: list[Any] = [e.model_dump() for e in events]
-    refused = {i: why for i, e in enumerate(batch) if (why := _out_of_range(e))}
-    for i in refused:
-        batch[i] = None  # rejected below with the real reason; the positions stay the same
     try:
         report = record_events(batch, tenant=tenant, settings=runtime.settings)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
-    report.rejected = sorted([r for r in report.rejected if r[0] not in refused] + list(refused.items()))
     return report.as_dict()
 
 

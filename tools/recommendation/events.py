@@ -55,10 +55,19 @@ def parse_timestamp(value: Any) -> int:
                 parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
             except ValueError:
                 raise ValueError(f"timestamp {text!r} is not epoch seconds or ISO-8601") from None
-            return int(parsed.timestamp() * 1000)
+            return _in_range(int(parsed.timestamp() * 1000))
     if not math.isfinite(number) or number < 0:
         raise ValueError("timestamp must be a non-negative finite number")
-    return int(number if number > 1e11 else number * 1000)  # ms if it already looks like ms
+    return _in_range(int(number if number > 1e11 else number * 1000))  # ms if it already looks like ms
+
+
+MAX_TIMESTAMP_MS = 253_402_300_799_000  # 9999-12-31T23:59:59Z: beyond it databases overflow
+
+
+def _in_range(ms: int) -> int:
+    if not 0 <= ms <= MAX_TIMESTAMP_MS:
+        raise ValueError("timestamp is out of range (years 1970-9999)")
+    return ms
 
 
 def _check(event: Any) -> tuple[str, str, str, float | None, int]:
