@@ -180,3 +180,12 @@ def test_bad_command_lines(cli: click.Group, tmp_path: Path, args: tuple[str, ..
                            message: str) -> None:
     code, output = run(cli, tmp_path, *args)
     assert code != 0 and message in output
+
+
+def test_the_cli_default_train_size_matches_the_code() -> None:
+    from click.testing import CliRunner
+
+    from tools.text_classification.cli import train_text
+    from tools.text_classification.sentiment import DEFAULT_TRAIN_SIZE
+
+    assert f"(default {DEFAULT_TRAIN_SIZE})" in CliRunner().invoke(train_text, ["--help"]).output

