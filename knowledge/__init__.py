@@ -2,29 +2,38 @@
 
 It imports nothing from ``assistant``, ``tools`` or ``ui``; the ``knowledge_search`` plugin
 glues it to the product (settings, tenants, the tool and the ``kb`` commands).
+
+Names are imported on first use: ``import knowledge.embedders`` (the router does, on every
+CLI start) must not pay for faiss and the loaders.
 """
 
-from knowledge.base import CheckResult, FileOutcome, Hit, IngestReport, KBConfig, KnowledgeBase
-from knowledge.errors import (
-    CollectionNotFound,
-    DocumentNotFound,
-    EmbedderMismatch,
-    IndexCorrupt,
-    KnowledgeError,
-    UnreadableDocument,
-)
+from __future__ import annotations
 
-__all__ = [
-    "CheckResult",
-    "CollectionNotFound",
-    "DocumentNotFound",
-    "EmbedderMismatch",
-    "FileOutcome",
-    "Hit",
-    "IndexCorrupt",
-    "IngestReport",
-    "KBConfig",
-    "KnowledgeBase",
-    "KnowledgeError",
-    "UnreadableDocument",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CheckResult": "knowledge.base",
+    "FileOutcome": "knowledge.base",
+    "Hit": "knowledge.base",
+    "IngestReport": "knowledge.base",
+    "KBConfig": "knowledge.base",
+    "KnowledgeBase": "knowledge.base",
+    "CollectionNotFound": "knowledge.errors",
+    "DocumentNotFound": "knowledge.errors",
+    "EmbedderMismatch": "knowledge.errors",
+    "IndexCorrupt": "knowledge.errors",
+    "KnowledgeError": "knowledge.errors",
+    "UnreadableDocument": "knowledge.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'knowledge' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
