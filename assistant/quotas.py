@@ -36,6 +36,13 @@ class Quotas:
         self._key_rpm = RateLimiter(settings.requests_per_minute_per_key)
         self._user_rpm = RateLimiter(settings.requests_per_minute_per_user)
 
+    @property
+    def needs_database(self) -> bool:
+        """Whether ``check`` reads the usage table (daily limits) or only memory (per minute)."""
+        q = self.settings
+        return bool(q.tokens_per_day_per_key or q.tokens_per_day_per_user
+                    or q.tool_calls_per_day_per_key or q.tool_calls_per_day_per_user)
+
     def check(self, *, tenant: str, user: str, key: str) -> None:
         """Raise ``QuotaExceeded`` if this request must not run. Counts one request."""
         q = self.settings
@@ -50,8 +57,7 @@ class Quotas:
                 raise QuotaExceeded(f"{who} sent more than {limiter.per_minute} requests in a minute; "
                                     f"retry in {exc.retry_after_s} s",
                                     now + timedelta(seconds=exc.retry_after_s)) from None
-        if not (q.tokens_per_day_per_key or q.tokens_per_day_per_user
-                or q.tool_calls_per_day_per_key or q.tool_calls_per_day_per_user):
+        if not self.needs_database:
             return
         day = _day_start(now)
         reset = day + timedelta(days=1)

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from assistant import audit
 from assistant.api import usage, widget
 from assistant.api.audit_trail import AuditMiddleware
-from assistant.api.limits import install_quota_handler
+from assistant.api.limits import install_quota_handler, run_check
 from assistant.api.tools import ToolRunner
 from assistant.metering import Meter
 from assistant.quotas import Quotas
@@ -31,8 +31,7 @@ class MeteredToolRunner(ToolRunner):
     async def run(self, tool: Tool, arguments: dict[str, Any], context: ToolContext,
                   timeout: float) -> ToolResult:
         key = context.user.removeprefix("key:") if context.user.startswith("key:") else ""
-        await anyio.to_thread.run_sync(lambda: self.quotas.check(tenant=context.tenant, user=context.user,
-                                                                 key=key))
+        await run_check(self.quotas, tenant=context.tenant, user=context.user, key=key)
         started = time.perf_counter()
         result = await super().run(tool, arguments, context, timeout)
         pixels = sum((f.width or 0) * (f.height or 0) for f in context.files)

@@ -16,10 +16,18 @@ from assistant.metering import current_key, current_surface
 from assistant.quotas import QuotaExceeded, Quotas
 
 
+async def run_check(quotas: Quotas, *, tenant: str, user: str, key: str) -> None:
+    """Check quotas; only daily limits read the database, so only they need a worker thread."""
+    if quotas.needs_database:
+        await anyio.to_thread.run_sync(lambda: quotas.check(tenant=tenant, user=user, key=key))
+    else:
+        quotas.check(tenant=tenant, user=user, key=key)
+
+
 async def admit(request: Request, *, tenant: str, user: str | None, key: str, surface: str) -> None:
     """Raise ``QuotaExceeded`` (429) if this turn must not run; else attribute its usage."""
     quotas: Quotas = request.app.state.quotas
-    await anyio.to_thread.run_sync(lambda: quotas.check(tenant=tenant, user=user or "anonymous", key=key))
+    await run_check(quotas, tenant=tenant, user=user or "anonymous", key=key)
     current_key.set(key)
     current_surface.set(surface)
 
