@@ -20,7 +20,7 @@ from assistant.config import Settings
 from assistant.errors import InvalidInput, ModelError
 from assistant.llm.base import ChatChunk, ChatResult, Message, Usage
 from assistant.llm.model_files import MODEL_NAME, default_model_file, prepare_model
-from assistant.llm.toolcalls import TextCallGuard, ToolCallDeltas, parse_message
+from assistant.llm.toolcalls import StreamAssembler, parse_message
 
 _END = object()
 
@@ -209,10 +209,7 @@ class LocalBackend:
 
         thread = threading.Thread(target=worker, name="mentorly-llm-stream", daemon=True)
         thread.start()
-        guard = TextCallGuard(tools)
-        deltas = ToolCallDeltas()
-        usage = Usage()
-        finish = "stop"
+        assembler = StreamAssembler(tools, self.model)
         timeout = self.settings.llm.timeout_s
         try:
             while True:
@@ -225,32 +222,12 @@ class LocalBackend:
                 if isinstance(item, Exception):
                     raise item
                 raise_for_error(item, "the local model")
-                if item.get("usage"):
-                    u = item["usage"]
-                    usage = Usage(int(u.get("prompt_tokens", 0)), int(u.get("completion_tokens", 0)))
-                for choice in item.get("choices") or ():
-                    delta = choice.get("delta") or {}
-                    deltas.add(delta.get("tool_calls"))
-                    if choice.get("finish_reason"):
-                        finish = str(choice["finish_reason"])
-                    text = delta.get("content")
-                    if text:
-                        shown = guard.feed(text)
-                        if shown:
-                            yield ChatChunk(text=shown)
-            content, text_calls, rest = guard.finish(tools)
+                for shown in assembler.feed(item):
+                    yield ChatChunk(text=shown)
+            rest, result = assembler.close()
             if rest:
                 yield ChatChunk(text=rest)
-            _, native_calls = parse_message(None, deltas.native(), None)
-            calls = native_calls or text_calls
-            yield ChatChunk(
-                final=ChatResult(
-                    content=content,
-                    tool_calls=calls,
-                    usage=usage,
-                    model=self.model,
-                    finish_reason="tool_calls" if calls else finish,
-                )
-            )
+            result.model = self.model
+            yield ChatChunk(final=result)
         finally:
             cancelled.set()

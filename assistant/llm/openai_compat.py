@@ -10,14 +10,9 @@ import httpx
 
 from assistant.config import Settings
 from assistant.errors import ModelError
-from assistant.llm.base import ChatChunk, ChatResult, Message, Usage
+from assistant.llm.base import ChatChunk, ChatResult, Message
 from assistant.llm.local import json_schema_format
-from assistant.llm.toolcalls import TextCallGuard, ToolCallDeltas, parse_message
-
-
-def _usage(data: dict[str, Any] | None) -> Usage:
-    data = data or {}
-    return Usage(int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0))
+from assistant.llm.toolcalls import StreamAssembler, parse_message, usage_from
 
 
 class OpenAICompatBackend:
@@ -104,7 +99,7 @@ class OpenAICompatBackend:
         return ChatResult(
             content=content,
             tool_calls=calls,
-            usage=_usage(data.get("usage")),
+            usage=usage_from(data.get("usage")),
             model=str(data.get("model") or self.model),
             finish_reason="tool_calls" if calls else str(choice.get("finish_reason") or "stop"),
         )
@@ -146,36 +141,11 @@ class OpenAICompatBackend:
             raise self._http_error(exc) from exc
 
     def _stream(self, body: dict[str, Any], tools: list[dict[str, Any]] | None) -> Iterator[ChatChunk]:
-        guard = TextCallGuard(tools)
-        deltas = ToolCallDeltas()
-        usage = Usage()
-        finish = "stop"
-        model = self.model
+        assembler = StreamAssembler(tools, self.model)
         for event in self._events(body):
-            if event.get("usage"):
-                usage = _usage(event["usage"])
-            model = str(event.get("model") or model)
-            for choice in event.get("choices") or ():
-                delta = choice.get("delta") or {}
-                deltas.add(delta.get("tool_calls"))
-                if choice.get("finish_reason"):
-                    finish = str(choice["finish_reason"])
-                text = delta.get("content")
-                if text:
-                    shown = guard.feed(text)
-                    if shown:
-                        yield ChatChunk(text=shown)
-        content, text_calls, rest = guard.finish(tools)
+            for shown in assembler.feed(event):
+                yield ChatChunk(text=shown)
+        rest, result = assembler.close()
         if rest:
             yield ChatChunk(text=rest)
-        _, native_calls = parse_message(None, deltas.native(), None)
-        calls = native_calls or text_calls
-        yield ChatChunk(
-            final=ChatResult(
-                content=content,
-                tool_calls=calls,
-                usage=usage,
-                model=model,
-                finish_reason="tool_calls" if calls else finish,
-            )
-        )
+        yield ChatChunk(final=result)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from assistant.llm.base import ToolCall
+from assistant.llm.base import ChatResult, ToolCall, Usage
 
 _TAGGED = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
 _FENCED = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
@@ -206,3 +206,45 @@ class TextCallGuard:
         if calls:
             return content, calls, (content if self._holding or not self._decided else "")
         return self._text, [], held
+
+
+def usage_from(data: dict[str, Any] | None) -> Usage:
+    data = data or {}
+    return Usage(int(data.get("prompt_tokens") or 0), int(data.get("completion_tokens") or 0))
+
+
+class StreamAssembler:
+    """Turns OpenAI-style streamed chunks (llama.cpp's or a remote server's) into the text to
+    show as it comes and, at the end, one ``ChatResult`` with usage and tool calls."""
+
+    def __init__(self, tools: list[dict[str, Any]] | None, model: str) -> None:
+        self._tools = tools
+        self._guard = TextCallGuard(tools)
+        self._deltas = ToolCallDeltas()
+        self.usage = Usage()
+        self.finish_reason = "stop"
+        self.model = model
+
+    def feed(self, event: dict[str, Any]) -> Iterator[str]:
+        """The text of ``event`` that may be shown now."""
+        if event.get("usage"):
+            self.usage = usage_from(event["usage"])
+        self.model = str(event.get("model") or self.model)
+        for choice in event.get("choices") or ():
+            delta = choice.get("delta") or {}
+            self._deltas.add(delta.get("tool_calls"))
+            if choice.get("finish_reason"):
+                self.finish_reason = str(choice["finish_reason"])
+            text = delta.get("content")
+            if text:
+                shown = self._guard.feed(text)
+                if shown:
+                    yield shown
+
+    def close(self) -> tuple[str, ChatResult]:
+        """(text still to show, the final result) once the stream has ended."""
+        content, text_calls, rest = self._guard.finish(self._tools)
+        _, native_calls = parse_message(None, self._deltas.native(), None)
+        calls = native_calls or text_calls
+        return rest, ChatResult(content=content, tool_calls=calls, usage=self.usage, model=self.model,
+                                finish_reason="tool_calls" if calls else self.finish_reason)
