@@ -104,6 +104,7 @@ class Agent:
         user: str | None = None,
         tenant: str | None = None,
         conversation_id: str | None = None,
+        collection: str | None = None,
     ) -> Iterator[Event]:
         message = self._check_message(message, files)
         turn_started = time.perf_counter()
@@ -113,7 +114,8 @@ class Agent:
         language = detect_language(message)
         history = self._history(conv.id)
         context = ToolContext(tenant=tenant, user=db_user.external_id, files=list(files),
-                              settings=self.settings, message=message, language=language)
+                              settings=self.settings, message=message, language=language,
+                              collection=collection)
         usage = Usage()
         try:
             plan = self._plan(message, context, history, usage)

@@ -38,6 +38,9 @@ class ToolContext:
     settings: Any = None
     message: str = ""
     language: str = "en"
+    collection: str | None = None
+    """The document collection the embedding page names (widget ``data-collection``): the
+    default for knowledge search. Set by the caller, never by the model."""
 
     @property
     def image(self) -> Upload | None:

@@ -312,3 +312,20 @@ def test_a_display_block_follows_a_short_lead_in(make_agent) -> None:
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == done.text
     request = backend.requests[-1]
     assert request.max_tokens == 60 and "one short sentence" in request.messages[-1]["content"]
+
+
+def test_the_callers_collection_reaches_the_tool_context(kb_agent) -> None:
+    seen = []
+
+    @tool(capability="quiz", examples=["quiz me on chapter 3", "give me a practice quiz",
+                                       "考考我第三章", "出一道练习题"])
+    def quiz(context: ToolContext) -> dict:
+        """Make a practice quiz."""
+        seen.append(context.collection)
+        return {"questions": 1}
+
+    agent, _, _ = kb_agent(["Here is a quiz."])
+    agent.registry.add(quiz)
+    _done(list(agent.run("give me a practice quiz", collection="course-101")))
+    _done(list(agent.run("quiz me on chapter 3")))
+    assert seen == ["course-101", None]

@@ -153,3 +153,13 @@ def test_sigkill_mid_ingest_then_check_agrees_and_reingest_completes(tmp_path: P
     [state] = json.loads(final.stdout)
     assert final.returncode == 0 and state["ok"] and state["documents"] == len(topics)
     assert state["secondary_vectors"] == state["db_chunks"] == len(topics)
+
+
+def test_the_pages_collection_is_the_default_and_an_argument_wins(tool: Tool, settings: Settings) -> None:
+    page = ToolContext(tenant="default", user="u1", settings=settings, collection="demo")
+    assert tool.invoke({"query": "What is the penalty for late submission?"}, page).sources
+    missing = ToolContext(tenant="default", user="u1", settings=settings, collection="course-999")
+    with pytest.raises(ToolError, match="course-999"):
+        tool.invoke({"query": "What is the penalty for late submission?"}, missing)
+    assert tool.invoke({"query": "What is the penalty for late submission?", "collection": "demo"},
+                       missing).sources

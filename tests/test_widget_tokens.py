@@ -144,6 +144,9 @@ def test_refusals_are_readable_by_the_widget_and_run_nothing(site: Site) -> None
     r = site.post("/widget/api/chat", {"key": site.key, "token": token, "message": "hi",
                                        "conversation_id": "f" * 32})
     assert r.status_code == 404
+    r = site.post("/widget/api/chat", {"key": site.key, "token": token, "message": "hi",
+                                       "collection": "../../etc"})
+    assert r.status_code == 422  # data-collection is a name, never a path
 
 
 def test_widget_upload_checks_the_file(site: Site) -> None:

@@ -51,7 +51,8 @@ async def chat(body: ChatRequest, request: Request, principal: ChatKey, runtime:
     await admit(request, tenant=principal.tenant, user=body.user, key=principal.key_prefix or "",
                 surface="api")
     turn = await start_turn(runtime, request.app.state.metrics, "api", message=body.message, files=files,
-                            user=body.user, tenant=principal.tenant, conversation_id=body.conversation_id)
+                            user=body.user, tenant=principal.tenant, conversation_id=body.conversation_id,
+                            collection=body.collection)
     if body.stream:
         return ClosingStreamingResponse(_sse(turn), media_type="text/event-stream", headers=SSE_HEADERS)
     await turn.collect()

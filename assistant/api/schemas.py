@@ -38,6 +38,8 @@ class ChatRequest(BaseModel):
     user: str | None = Field(None, pattern=_USER,
                              description="the end user's id within the key's tenant (default: anonymous)")
     stream: bool = Field(True, description="true: server-sent events; false: one JSON result")
+    collection: str | None = Field(None, max_length=100, pattern=r"^[\w.-]+$",
+                                   description="the document collection to search by default")
 
 
 class Step(BaseModel):

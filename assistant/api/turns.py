@@ -104,9 +104,9 @@ class TurnRun:
 
 async def start_turn(runtime: Runtime, metrics: Metrics, surface: str, *, message: str,
                      files: Sequence[Upload], user: str | None, tenant: str,
-                     conversation_id: str | None) -> TurnRun:
+                     conversation_id: str | None, collection: str | None = None) -> TurnRun:
     gen = runtime.agent.run(message, files=files, user=user, tenant=tenant,
-                            conversation_id=conversation_id)
+                            conversation_id=conversation_id, collection=collection)
     try:
         first = await anyio.to_thread.run_sync(_next, gen)
     except BaseException:

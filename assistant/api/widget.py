@@ -49,6 +49,7 @@ class WidgetChat(WidgetAuth):
     message: str = Field("", max_length=100_000)
     conversation_id: str | None = Field(None, max_length=64)
     uploads: list[str] = Field(default_factory=list, max_length=4)
+    collection: str | None = Field(None, max_length=100, pattern=r"^[\w.-]+$")
 
 
 def _static(name: str) -> FileResponse:
@@ -157,7 +158,8 @@ async def widget_chat(request: Request) -> Response:
                     surface="widget")
         files = [runtime.uploads.get(learner.tenant, upload_id) for upload_id in body.uploads]
         gen = attributed(runtime.agent.run(body.message, files=files, user=learner.external_id,
-                                           tenant=learner.tenant, conversation_id=body.conversation_id),
+                                           tenant=learner.tenant, conversation_id=body.conversation_id,
+                                           collection=body.collection),
                          learner.key, "widget")
         try:
             first = await anyio.to_thread.run_sync(_next, gen)

@@ -56,6 +56,8 @@ def knowledge_search(
     and return the relevant passages with their sources."""
     settings = getattr(context, "settings", None) or get_settings()
     tenant = getattr(context, "tenant", None) or settings.default_tenant
+    if collection is None:
+        collection = getattr(context, "collection", None)
     query = " ".join(query.split())[:MAX_QUERY_CHARS]
     if not query:
         raise ToolError("the search query is empty")

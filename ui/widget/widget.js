@@ -1,7 +1,8 @@
 /* Mentorly chat widget: one script tag, no framework, no CDN.
  *
  *   <script src="https://mentorly.example/widget.js" data-key="pk_..." data-token="<JWT>"
- *           data-lang="en|zh" data-title="Course helper" data-position="right|left" async></script>
+ *           data-lang="en|zh" data-title="Course helper" data-position="right|left"
+ *           data-collection="course-101" async></script>
  *
  * Everything is rendered with textContent / DOM nodes, never innerHTML: model output and user
  * input cannot inject markup. Requests are CORS "simple" requests (text/plain JSON, multipart),
@@ -18,7 +19,8 @@
     token: script.dataset.token || "",
     lang: (script.dataset.lang || (navigator.language || "en")).toLowerCase().indexOf("zh") === 0 ? "zh" : "en",
     title: script.dataset.title || "",
-    position: script.dataset.position === "left" ? "left" : "right"
+    position: script.dataset.position === "left" ? "left" : "right",
+    collection: script.dataset.collection || null
   };
   var TEXT = {
     en: { title: "Ask Mentorly", open: "Open the assistant chat", close: "Close", send: "Send",
@@ -232,6 +234,7 @@
     var ctx = { answer: answer, steps: {} };
     var body = auth();
     body.message = message; body.conversation_id = state.conversation;
+    if (opts.collection) { body.collection = opts.collection; }
     body.uploads = state.upload ? [state.upload.id] : [];
     clearUpload();
     setBusy(true);
