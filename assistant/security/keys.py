@@ -25,7 +25,8 @@ from sqlalchemy import or_, select
 
 from assistant.errors import InvalidInput, NotFound, Unauthorized
 from assistant.security.scopes import allows, parse_scopes
-from assistant.storage import Database, Tenant
+from assistant.storage import Database
+from assistant.storage.db import ensure_tenant
 from assistant.storage.keys import ApiKey
 
 KEY_RE = re.compile(r"^mk_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{43})$")
@@ -93,9 +94,7 @@ class KeyStore:
         prefix = "".join(secrets.choice(alphabet) for _ in range(12))
         key = f"mk_{prefix}_{secrets.token_urlsafe(32)}"
         with self.db.session() as s:
-            if s.get(Tenant, tenant) is None:
-                s.add(Tenant(id=tenant, name=tenant))
-                s.flush()
+            ensure_tenant(s, tenant)
             row = ApiKey(prefix=prefix, secret_hash=_hash(key), tenant_id=tenant, scopes=checked,
                          name=name[:200])
             s.add(row)

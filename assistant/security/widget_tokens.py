@@ -25,7 +25,8 @@ from sqlalchemy import or_, select
 from assistant.config import WidgetSettings
 from assistant.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from assistant.security.keys import _TENANT_RE
-from assistant.storage import Database, Tenant
+from assistant.storage import Database
+from assistant.storage.db import ensure_tenant
 from assistant.storage.widget_keys import WidgetKey
 
 PK_RE = re.compile(r"^pk_[A-Za-z0-9]{24}$")
@@ -127,9 +128,7 @@ class WidgetKeys:
         key = "pk_" + "".join(secrets.choice(alphabet) for _ in range(24))
         secret = "wsk_" + secrets.token_urlsafe(32)
         with self.db.session() as s:
-            if s.get(Tenant, tenant) is None:
-                s.add(Tenant(id=tenant, name=tenant))
-                s.flush()
+            ensure_tenant(s, tenant)
             row = WidgetKey(key=key, tenant_id=tenant, secret=secret, origins=checked,
                             anonymous=anonymous, name=name[:200])
             s.add(row)

@@ -29,6 +29,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def ensure_tenant(session: Session, tenant: str) -> None:
+    """Create the tenant row on first use (tenants are named by keys, tokens and settings)."""
+    if session.get(Tenant, tenant) is None:
+        session.add(Tenant(id=tenant, name=tenant))
+        session.flush()
+
+
 class Database:
     def __init__(self, url: str) -> None:
         if url.startswith("sqlite:///"):
@@ -50,9 +57,7 @@ class Database:
     def ensure_user(self, tenant: str, external_id: str | None, display_name: str | None = None) -> User:
         external_id = external_id or ANONYMOUS
         with self.session() as s:
-            if s.get(Tenant, tenant) is None:
-                s.add(Tenant(id=tenant, name=tenant))
-                s.flush()
+            ensure_tenant(s, tenant)
             user = s.scalar(select(User).where(User.tenant_id == tenant, User.external_id == external_id))
             if user is None:
                 user = User(tenant_id=tenant, external_id=external_id, display_name=display_name)
