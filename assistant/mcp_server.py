@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -53,9 +54,12 @@ def _error(text: str) -> types.CallToolResult:
 
 
 def build_mcp_server(runtime: Runtime, *, default_tenant: str | None = None,
-                     on_tool_call: Any = None) -> Server[Any]:
+                     on_tool_call: Any = None, admit: Any = None) -> Server[Any]:
     """An MCP server over ``runtime.registry``. ``default_tenant`` serves requests that carry
-    no authenticated principal (stdio); HTTP requests always carry one (see ``McpEndpoint``)."""
+    no authenticated principal (stdio); HTTP requests always carry one (see ``McpEndpoint``).
+
+    ``admit(context)`` runs before a tool (quotas; a ``MentorlyError`` refuses the call) and
+    ``on_tool_call(name, ok, context, elapsed_ms)`` after it (metrics, metering)."""
 
     def principal_of(ctx: Any) -> Principal:
         request = getattr(ctx, "request", None)
@@ -76,11 +80,16 @@ def build_mcp_server(runtime: Runtime, *, default_tenant: str | None = None,
         name = params.name
         arguments = dict(params.arguments or {})
         ok = False
+        context: ToolContext | None = None
+        started = time.perf_counter()
         try:
             tool = runtime.registry.get(name)
             text = " ".join(v for v in arguments.values() if isinstance(v, str))
             context = ToolContext(tenant=principal.tenant, user=f"mcp:{principal.key_prefix or 'stdio'}",
                                   settings=runtime.settings, message=text, language=detect_language(text))
+            if admit is not None:
+                await anyio.to_thread.run_sync(admit, context)
+            started = time.perf_counter()
             with anyio.fail_after(runtime.settings.tools.timeout_s):
                 result = await anyio.to_thread.run_sync(tool.invoke, arguments, context,
                                                         abandon_on_cancel=True)
@@ -93,8 +102,9 @@ def build_mcp_server(runtime: Runtime, *, default_tenant: str | None = None,
             log.exception("MCP tool %s raised", name)
             return _error(f"{name} failed with an internal error; the server log has the details")
         finally:
-            if on_tool_call is not None:
-                on_tool_call(name, ok)
+            if on_tool_call is not None and context is not None:
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                await anyio.to_thread.run_sync(on_tool_call, name, ok, context, elapsed_ms)
         return types.CallToolResult(content=[types.TextContent(text=_text_of(name, result))],
                                     structured_content=_structured(result))
 
@@ -107,8 +117,8 @@ class McpEndpoint:
     request to the SDK's streamable-HTTP transport with the principal in ``scope["state"]``."""
 
     def __init__(self, runtime: Runtime, keys: KeyStore, limiter: RateLimiter,
-                 on_tool_call: Any = None) -> None:
-        self.server = build_mcp_server(runtime, on_tool_call=on_tool_call)
+                 on_tool_call: Any = None, admit: Any = None) -> None:
+        self.server = build_mcp_server(runtime, on_tool_call=on_tool_call, admit=admit)
         host, port = runtime.settings.server.host, runtime.settings.server.port
         hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", f"{host}:{port}",
                  *runtime.settings.api.mcp_allowed_hosts]

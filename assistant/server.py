@@ -21,6 +21,7 @@ from assistant.api.errors import error_body, install_error_handlers, mentorly_er
 from assistant.errors import MentorlyError
 from assistant.mcp_server import McpEndpoint
 from assistant.runtime import Runtime
+from assistant.tooling import ToolContext
 
 __all__ = ["create_app", "error_body", "install_error_handlers"]
 
@@ -72,8 +73,20 @@ def create_app(runtime: Runtime, *, with_ui: bool = True) -> FastAPI:
 
     app = FastAPI(title="Mentorly", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     metrics = install_api(app, runtime)
-    mcp = McpEndpoint(runtime, app.state.keys, app.state.limiter,
-                      on_tool_call=lambda name, ok: metrics.tool_call(name, ok, "mcp"))
+    def mcp_key(context: ToolContext) -> str:
+        return context.user.removeprefix("mcp:") if context.user != "mcp:stdio" else ""
+
+    def mcp_admit(context: ToolContext) -> None:
+        app.state.quotas.check(tenant=context.tenant, user=context.user, key=mcp_key(context))
+
+    def mcp_called(name: str, ok: bool, context: ToolContext, elapsed_ms: float) -> None:
+        metrics.tool_call(name, ok, "mcp")
+        if ok:  # like the HTTP tool endpoint: successful calls are billed
+            app.state.meter.record(tenant=context.tenant, user=context.user, key=mcp_key(context),
+                                   tool=name, surface="mcp", tool_calls=1, compute_ms=elapsed_ms)
+
+    mcp = McpEndpoint(runtime, app.state.keys, app.state.limiter, on_tool_call=mcp_called,
+                      admit=mcp_admit)
     app.add_route("/mcp", mcp, methods=["GET", "POST", "DELETE"], include_in_schema=False)
 
     @app.get("/healthz", operation_id="health", tags=["service"])

@@ -69,6 +69,9 @@ def test_mcp_over_http_lists_and_calls_the_registry(env: Env) -> None:
     assert out["count"].structured_content["data"] == {"words": 3, "chars": 9}
     metrics = httpx.get(env.url.removesuffix("/mcp") + "/metrics").text
     assert 'mentorly_tool_calls_total{outcome="error",surface="mcp",tool="halve"}' in metrics
+    # MCP calls are billed like HTTP tool calls: the successful ones, to the key's tenant
+    usage = {row.group: row.tool_calls for row in env.app.state.meter.report(group_by="tool", tenant="acme")}
+    assert usage.get("halve", 0) >= 1 and usage.get("word_count", 0) >= 1
 
 
 def test_mcp_over_http_needs_a_key_with_the_tools_scope(env: Env) -> None:
@@ -114,3 +117,21 @@ def test_mentorly_mcp_serves_the_registry_over_stdio(tmp_path: Any) -> None:
     assert sorted(names) == ["describe_image", "halve", "word_count"]
     assert not ok.is_error and ok.structured_content["data"] == {"words": 3, "chars": 15}
     assert err.is_error and "3 is odd" in _text(err)
+
+
+def test_mcp_tool_calls_count_against_the_daily_quota(tmp_path: Any) -> None:
+    server, app = serve(make_runtime(tmp_path, tools=True, quotas={"tool_calls_per_day_per_key": 1}))
+    try:
+        key, _ = app.state.keys.create("acme", "tools")
+
+        async def two_calls() -> tuple[Any, Any]:
+            http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30)
+            async with http, Client(streamable_http_client(server.url + "/mcp", http_client=http)) as client:
+                return (await client.call_tool("halve", {"n": 8}),
+                        await client.call_tool("halve", {"n": 8}))
+
+        first, second = anyio.run(two_calls)
+        assert not first.is_error and "8 / 2 = 4" in _text(first)
+        assert second.is_error and "tool calls for today" in _text(second)
+    finally:
+        server.stop()
