@@ -105,14 +105,17 @@ class Agent:
         tenant: str | None = None,
         conversation_id: str | None = None,
         collection: str | None = None,
+        history: Sequence[Message] | None = None,
     ) -> Iterator[Event]:
+        """One turn. ``history`` (earlier user/assistant messages, oldest first) replaces the
+        stored conversation's history: OpenAI-style clients send the whole conversation."""
         message = self._check_message(message, files)
         turn_started = time.perf_counter()
         tenant = tenant or self.settings.default_tenant
         db_user = self.db.ensure_user(tenant, user)
         conv = self.db.open_conversation(tenant, db_user, conversation_id, title=message[:80])
         language = detect_language(message)
-        history = self._history(conv.id)
+        history = self._history(conv.id) if history is None else self._given(history)
         context = ToolContext(tenant=tenant, user=db_user.external_id, files=list(files),
                               settings=self.settings, message=message, language=language,
                               collection=collection)
@@ -219,6 +222,12 @@ class Agent:
             return []
         rows = self.db.history(conversation_id, limit=turns * 3)
         return [{"role": m.role, "content": m.content} for m in rows if m.role in ("user", "assistant")]
+
+    def _given(self, history: Sequence[Message]) -> list[Message]:
+        keep = self.settings.agent.history_turns * 2
+        turns = [{"role": m["role"], "content": m["content"]} for m in history
+                 if m.get("role") in ("user", "assistant") and isinstance(m.get("content"), str)]
+        return turns[-keep:] if keep else []
 
     def _plan(self, message: str, context: ToolContext, history: list[Message], usage: Usage) -> Plan:
         has_image = context.image is not None

@@ -329,3 +329,15 @@ def test_the_callers_collection_reaches_the_tool_context(kb_agent) -> None:
     _done(list(agent.run("give me a practice quiz", collection="course-101")))
     _done(list(agent.run("quiz me on chapter 3")))
     assert seen == ["course-101", None]
+
+
+def test_a_given_history_replaces_the_stored_one(make_agent) -> None:
+    agent, backend, _ = make_agent(["First.", "Second."])
+    first = _done(list(agent.run("Hello there", user="h")))
+    given = [{"role": "user", "content": "I study chemistry."}, {"role": "tool", "content": "x"},
+             {"role": "assistant", "content": "Great!"}]
+    _done(list(agent.run("What do I study?", user="h", conversation_id=first.conversation_id,
+                         history=given)))
+    sent = backend.requests[-1].messages
+    assert sent[1:3] == [given[0], given[2]]
+    assert not any(m["content"] == "Hello there" for m in sent)

@@ -65,6 +65,21 @@ def test_completion_without_streaming(plain: Env) -> None:
     assert any(m["content"] == "Mitochondria make ATP." for m in plain.backend.requests[-1].messages)
 
 
+def test_the_conversation_the_client_sends_is_the_history(plain: Env) -> None:
+    plain.backend.add("Your name is Ada.")
+    done = plain.client.chat.completions.create(model="mentorly", messages=[
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi, my name is Ada."},
+        {"role": "assistant", "content": "Nice to meet you, Ada."},
+        {"role": "user", "content": "What is my name?"}])
+    assert done.choices[0].message.content == "Your name is Ada."
+    sent = plain.backend.requests[-1].messages
+    assert {"role": "user", "content": "Hi, my name is Ada."} in sent
+    assert {"role": "assistant", "content": "Nice to meet you, Ada."} in sent
+    assert not any(m["content"] == "Be brief." for m in sent)  # the server keeps its own system prompt
+    assert sent[-1]["content"].endswith("What is my name?")
+
+
 def test_completion_streaming(plain: Env) -> None:
     plain.backend.add("Water boils at 100 °C at sea level.")
     stream = plain.client.chat.completions.create(

@@ -125,6 +125,29 @@ def _parse(body: ChatCompletionRequest, runtime: Runtime, tenant: str) -> tuple[
     return "\n".join(texts), files
 
 
+def _history(body: ChatCompletionRequest) -> list[dict[str, Any]] | None:
+    """The earlier turns the client sent (text only), or ``None`` to use the stored conversation.
+
+    A client that continues by ``conversation_id`` and sends only its new message gets the
+    stored history; one that sends the whole conversation (the OpenAI way) gets exactly that.
+    """
+    earlier = body.messages[:-1]
+    if not earlier and body.conversation_id:
+        return None
+    turns: list[dict[str, Any]] = []
+    for m in earlier:
+        if m.role not in ("user", "assistant"):
+            continue  # the assistant's own system prompt is not the client's to replace
+        if isinstance(m.content, str):
+            text = m.content
+        else:
+            text = "\n".join(p["text"] for p in m.content or () if p.get("type") == "text"
+                             and isinstance(p.get("text"), str))
+        if text:
+            turns.append({"role": m.role, "content": text})
+    return turns
+
+
 def _extension(turn: TurnRun) -> dict[str, Any]:
     done = turn.done
     return {"steps": turn.step_list, "sources": done.sources if done else [],
@@ -178,7 +201,8 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
     await admit(request, tenant=principal.tenant, user=body.user, key=principal.key_prefix or "",
                 surface="openai")
     turn = await start_turn(runtime, request.app.state.metrics, "openai", message=message, files=files,
-                            user=body.user, tenant=principal.tenant, conversation_id=body.conversation_id)
+                            user=body.user, tenant=principal.tenant, conversation_id=body.conversation_id,
+                            history=_history(body))
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     if body.stream:
