@@ -41,7 +41,9 @@ class Database:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.engine: Engine = create_engine(url, pool_pre_ping=True)
+            # Pre-ping guards against dropped server connections; a SQLite file has none, and the
+            # extra round trip would be paid on every usage row.
+            self.engine: Engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
         except Exception as exc:  # bad URL or missing driver
             raise ConfigError(f"cannot open database {url.split('@')[-1]}: {exc}") from exc
         if self.engine.dialect.name == "sqlite":
