@@ -26,7 +26,7 @@ from assistant.server import create_app
 from assistant.storage import Message
 from assistant.storage.keys import ApiKey
 from tests.support.api_tools import png
-from tests.support.live_api import LiveServer, make_runtime, serve
+from tests.support.live_api import LiveServer, assert_error, make_runtime, serve
 
 
 class SlowBackend(FakeBackend):
@@ -90,13 +90,6 @@ def tools_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     yield Env(server, app, backend)
     server.stop()
 
-
-def assert_error(r: httpx.Response, status: int, error_type: str, contains: str = "") -> None:
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"type", "message"}, body
-    assert body["error"]["type"] == error_type, body
-    assert contains.lower() in body["error"]["message"].lower(), body
 
 
 def sse_events(text: str) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from assistant.config import load_settings
 from assistant.llm.fake import FakeBackend
 from assistant.runtime import build_runtime
 from assistant.server import create_app
-from tests.support.live_api import LiveServer
+from tests.support.live_api import LiveServer, assert_error
 from tools.recommendation.demo import DEMO_CATALOG
 
 # The first 16 demo resources (mathematics, physics, ...): their content vectors are precomputed.
@@ -62,13 +62,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     e.client.close()
     server.stop()
 
-
-def assert_error(r: httpx.Response, status: int, error_type: str, fragment: str = "") -> None:
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"type", "message"}, body
-    assert body["error"]["type"] == error_type, body
-    assert fragment.lower() in body["error"]["message"].lower(), body
 
 
 @pytest.fixture(scope="module")

@@ -64,3 +64,12 @@ def make_runtime(home: Path, *, backend: Any = None, tools: bool = False,
 def serve(runtime: Runtime) -> tuple[LiveServer, Any]:
     app = create_app(runtime, with_ui=False)
     return LiveServer(app).start(), app
+
+
+def assert_error(r: Any, status: int, error_type: str, contains: str = "") -> None:
+    """``r`` (an httpx response) is an error in the API's one shape, of this status and type."""
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"type", "message"}, body
+    assert body["error"]["type"] == error_type, body
+    assert contains.lower() in body["error"]["message"].lower(), body
