@@ -299,8 +299,13 @@ def config_group() -> None:
 @config_group.command("show")
 @click.pass_context
 def config_show(ctx: click.Context) -> None:
-    """Print the effective settings, secrets masked."""
-    click.echo(json.dumps(_settings(ctx).masked(), indent=2, ensure_ascii=False))
+    """Print the effective settings (plugins' sections included), secrets masked."""
+    from assistant.plugins import make_plugin_manager
+
+    settings = _settings(ctx)
+    pm = make_plugin_manager(settings.plugins)
+    sections = [cls for found in pm.hook.settings_sections() for cls in found]
+    click.echo(json.dumps(settings.masked(sections), indent=2, ensure_ascii=False))
 
 
 @cli.command()

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
@@ -166,8 +167,9 @@ class Settings(BaseSettings):
         for d in (self.home, self.models_dir, self.uploads_dir, self.cache_dir):
             d.mkdir(parents=True, exist_ok=True)
 
-    def masked(self) -> dict[str, Any]:
-        """Effective settings as plain data, secrets masked (for ``mentorly config show``)."""
+    def masked(self, sections: Iterable[type[PluginSettings]] = ()) -> dict[str, Any]:
+        """Effective settings as plain data, secrets masked (for ``mentorly config show``),
+        with the plugins' ``sections`` added under their names."""
         data = self.model_dump(mode="json")
         data["database_url"] = _mask_url(self.db_url)
         if self.llm.api_key.get_secret_value():
@@ -175,6 +177,8 @@ class Settings(BaseSettings):
         else:
             data["llm"]["api_key"] = ""
         data["config_file"] = str(config_file()) if config_file() else None
+        for section in sections:
+            data.setdefault(section.section, load_section(section).model_dump(mode="json"))
         return data
 
 
@@ -199,6 +203,71 @@ def config_file() -> Path | None:
     home = Path(os.environ.get("MENTORLY_HOME") or default_home())
     candidate = home / "config.toml"
     return candidate if candidate.is_file() else None
+
+
+class PluginSettings(BaseSettings):
+    """Base of a plugin's own settings section, read like the core ones: the ``[section]``
+    table of the same TOML file, overridden by ``MENTORLY_<SECTION>__*`` environment variables.
+
+    Subclasses set ``section`` and ``model_config = SettingsConfigDict(env_prefix=...)``;
+    read them with ``load_section`` (errors become ``ConfigError``) and return the class from
+    the ``settings_sections`` hook so ``mentorly config show`` prints it with the core settings.
+    """
+
+    section: ClassVar[str] = ""
+    model_config = SettingsConfigDict(extra="ignore")
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if cls.section:
+            expected = f"MENTORLY_{cls.section.upper()}__"
+            if cls.model_config.get("env_prefix") != expected:
+                raise TypeError(f"{cls.__name__} must set env_prefix={expected!r}")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _TomlTable(settings_cls, cls.section)
+
+
+class _TomlTable(PydanticBaseSettingsSource):
+    """One table of the config file (``config_file()``), or nothing without a file."""
+
+    def __init__(self, settings_cls: type[BaseSettings], table: str) -> None:
+        super().__init__(settings_cls)
+        self.table = table
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # __call__ returns the whole table at once
+
+    def __call__(self) -> dict[str, Any]:
+        path = config_file()
+        if path is None or not self.table:
+            return {}
+        data = tomllib.loads(path.read_text(encoding="utf-8")).get(self.table, {})
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path}: [{self.table}] must be a table")
+        return data
+
+
+S = TypeVar("S", bound=PluginSettings)
+
+
+def load_section(cls: type[S], **overrides: Any) -> S:
+    """Build a plugin's settings section, turning validation and TOML errors into ``ConfigError``."""
+    try:
+        return cls(**overrides)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {config_file()} is not valid TOML: {exc}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"invalid [{cls.section}] settings: {exc}") from exc
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -57,6 +57,12 @@ class Hookspecs:
         """Add click commands or groups to the ``mentorly`` CLI group ``cli``."""
 
     @hookspec
+    def settings_sections(self) -> list[type]:  # type: ignore[empty-body]
+        """The plugin's own settings classes (``assistant.config.PluginSettings`` subclasses:
+        a ``[section]`` table of the config file under ``MENTORLY_<SECTION>__*`` variables),
+        so ``mentorly config show`` can print them."""
+
+    @hookspec
     def register_routes(self, app: Any, runtime: Any) -> None:  # type: ignore[empty-body]
         """Add HTTP routes to the FastAPI ``app`` (``app.include_router(...)``), called once by
         ``install_api`` after the core routers. Protect each operation with

@@ -77,3 +77,43 @@ def test_cli_reports_bad_config_without_traceback(home: Path) -> None:
     assert result.exit_code == 1
     assert "Error: invalid settings" in result.output
     assert "Traceback" not in result.output
+
+
+def test_plugin_section_reads_its_toml_table_and_environment_wins(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools.knowledge_search.settings import KnowledgeSettings, knowledge_settings
+
+    (home / "config.toml").write_text("[knowledge]\nmax_file_mb = 2.5\nchunk_units = 300\n")
+    ks = knowledge_settings(load_settings())
+    assert isinstance(ks, KnowledgeSettings)
+    assert (ks.max_file_mb, ks.chunk_units, ks.overlap_units) == (2.5, 300, 24)
+    monkeypatch.setenv("MENTORLY_KNOWLEDGE__MAX_FILE_MB", "7")
+    assert knowledge_settings(load_settings()).max_file_mb == 7.0
+    shown = json.loads(CliRunner().invoke(cli, ["config", "show"]).output)
+    assert shown["knowledge"]["max_file_mb"] == 7.0 and shown["knowledge"]["chunk_units"] == 300
+
+
+@pytest.mark.parametrize("content, match", [
+    ("[knowledge]\nchunk_units = 5\n", r"invalid \[knowledge\] settings"),
+    ("knowledge = 3\n", r"\[knowledge\] must be a table"),
+])
+def test_bad_plugin_section_is_a_clear_error(home: Path, content: str, match: str) -> None:
+    from tools.knowledge_search.settings import knowledge_settings
+
+    (home / "config.toml").write_text(content)
+    with pytest.raises(ConfigError, match=match):
+        knowledge_settings(load_settings())
+    result = CliRunner().invoke(cli, ["config", "show"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "knowledge" in result.output
+
+
+def test_plugin_section_must_use_its_own_prefix() -> None:
+    from pydantic_settings import SettingsConfigDict
+
+    from assistant.config import PluginSettings
+
+    with pytest.raises(TypeError, match="MENTORLY_GRADES__"):
+        class Wrong(PluginSettings):
+            section = "grades"
+            model_config = SettingsConfigDict(env_prefix="GRADES_")

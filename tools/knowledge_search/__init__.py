@@ -35,6 +35,13 @@ def prepare_models(settings: Any, progress: bool) -> str | None:
 
 
 @hookimpl
+def settings_sections() -> list[type]:
+    from .settings import KnowledgeSettings
+
+    return [KnowledgeSettings]
+
+
+@hookimpl
 def register_routes(app: Any, runtime: Any) -> None:
     """``/api/knowledge``: upload, list, delete, search (the ``knowledge`` scope)."""
     from .api import install

@@ -1,17 +1,19 @@
-"""Knowledge-base settings: ``MENTORLY_KNOWLEDGE__*`` environment variables (or a
-``knowledge`` section, should ``assistant.config.Settings`` gain one)."""
+"""Knowledge-base settings: the ``[knowledge]`` table of the config file, overridden by
+``MENTORLY_KNOWLEDGE__*`` environment variables (``assistant.config.PluginSettings``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from assistant.config import PluginSettings, load_section
 from knowledge import KBConfig
 
 
-class KnowledgeSettings(BaseSettings):
+class KnowledgeSettings(PluginSettings):
+    section = "knowledge"
     model_config = SettingsConfigDict(env_prefix="MENTORLY_KNOWLEDGE__", extra="ignore")
 
     max_file_mb: float = Field(50.0, gt=0, description="larger files are skipped with a reason")
@@ -43,5 +45,5 @@ def knowledge_settings(settings: Any) -> KnowledgeSettings:
     if isinstance(section, KnowledgeSettings):
         return section
     if section is not None and hasattr(section, "model_dump"):
-        return KnowledgeSettings(**section.model_dump())
-    return KnowledgeSettings()
+        return load_section(KnowledgeSettings, **section.model_dump())
+    return load_section(KnowledgeSettings)
