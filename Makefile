@@ -25,6 +25,7 @@ serve: prepare  ## run the service on its embedded defaults
 	$(BIN)/mentorly serve
 
 test: install browser  ## run the whole test suite
+	$(BIN)/ruff check .
 	$(BIN)/pytest
 
 browser:  ## Debian's Chromium for the widget's browser tests (Playwright drives it; no browser download)
