@@ -69,6 +69,9 @@ class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=0, le=65535)
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed to call the API")
+    ui_concurrency: int = Field(
+        4, ge=1, le=64, description="chat turns the web page runs at once; routing, tools and "
+        "search overlap, while the local model still writes one answer at a time")
 
 
 class ApiSettings(BaseModel):

@@ -4,6 +4,8 @@ mounted on FastAPI. Real agent, real upload store, scripted LLM."""
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,9 @@ import pytest
 from fastapi import FastAPI
 from gradio_client import Client, handle_file
 
+from assistant.config import load_settings
+from assistant.llm.fake import FakeBackend
+from assistant.runtime import build_runtime
 from tests.test_ui_support import answer_text, broken_png, cat_png, make_runtime, steps
 from ui.app import _relabel, build_ui, launch_ui, mount_ui, ui_options
 from ui.i18n import STRINGS, examples, lang_from_accept_language, t
@@ -94,6 +99,45 @@ def test_a_broken_image_is_answered_with_a_friendly_message(served_image, files)
     client.close()
 
 
+class _Rendezvous(FakeBackend):
+    """Holds the answer to "first" until the answer to "second" has been asked for: with one
+    turn at a time for the whole page, "first" would wait out its 20 s and say so."""
+
+    def __init__(self) -> None:
+        super().__init__(script=[])
+        self.first_started, self.second_started = threading.Event(), threading.Event()
+
+    def stream(self, messages: list[Any], **kwargs: Any) -> Iterator[Any]:
+        last = str(messages[-1].get("content"))
+        if "second" in last:
+            self.second_started.set()
+        else:
+            self.first_started.set()
+        if "second" not in last and not self.second_started.wait(20):
+            self.add("first waited alone")
+        return super().stream(messages, **kwargs)
+
+
+def test_two_learners_turns_run_at_the_same_time(tmp_path: Path) -> None:
+    backend = _Rendezvous()
+    settings = load_settings(home=tmp_path, plugins=[], llm={"backend": "fake"})
+    runtime = build_runtime(settings, backend=backend)
+    demo = build_ui(runtime, language="en")
+    _, url, _ = launch_ui(runtime, blocks=demo, prevent_thread_lock=True,
+                          server_name="127.0.0.1", server_port=_free_port(), quiet=True)
+    try:
+        one, two = Client(url, verbose=False), Client(url, verbose=False)
+        first = one.submit({"text": "first", "files": []}, "en", api_name="/chat")
+        assert backend.first_started.wait(20)
+        second = two.submit({"text": "second", "files": []}, "en", api_name="/chat")
+        assert "You said: second" in answer_text(second.result(timeout=30))
+        assert "You said: first" in answer_text(first.result(timeout=30))
+        one.close()
+        two.close()
+    finally:
+        demo.close()
+
+
 def test_the_page_keeps_no_run_history_and_sends_no_analytics(served) -> None:
     import httpx
 
@@ -111,7 +155,6 @@ def test_the_page_keeps_no_run_history_and_sends_no_analytics(served) -> None:
 def mounted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any, Any]]:
     """The UI mounted at /ui of a FastAPI app, served by uvicorn in a thread."""
     import threading
-    import time
 
     import uvicorn
 

@@ -86,6 +86,7 @@ def build_ui(runtime: RuntimeLike, *, language: str | None = None,
             analytics_enabled=False,
             save_history=False,
             fill_height=True,
+            concurrency_limit=_concurrency(runtime),
         )
         language_radio.change(_relabel, language_radio,
                               [header, language_radio, chatbot, textbox],
@@ -94,6 +95,12 @@ def build_ui(runtime: RuntimeLike, *, language: str | None = None,
             demo.load(_browser_language, None, language_radio, api_visibility="private",
                       queue=False)
     return demo
+
+
+def _concurrency(runtime: RuntimeLike) -> int:
+    """How many learners' turns run at once (Gradio's default would be one for the whole page)."""
+    server = getattr(runtime.settings, "server", None)
+    return int(getattr(server, "ui_concurrency", 4))
 
 
 def ui_options(runtime: RuntimeLike) -> dict[str, Any]:
