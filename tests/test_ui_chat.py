@@ -26,6 +26,7 @@ from ui.chat import (
     message_parts,
     normalize_history,
 )
+from ui.reasons import localize_reason
 
 
 def _request(session: str = "session-a") -> gr.Request:
@@ -245,3 +246,21 @@ def test_done_text_wins_over_the_streamed_pieces() -> None:
     view.apply(TextDelta("draft"))
     view.apply(Done(text="final", tools=[], sources=[], conversation_id="c"))
     assert answer_text(view.messages()) == "final"
+
+
+@pytest.mark.parametrize("reason, chinese", [
+    ("image attached", "附有图片"),
+    ("classifier", "意图分类器选中"),
+    ("classifier: no tool; fallback: knowledge_search", "意图分类：不需要工具；改用 knowledge_search 查找"),
+    ("below threshold 0.5 (classify_text 0.31)", "置信度低于阈值 0.5（classify_text 0.31）"),
+    ("look_at_image needs an image; none attached", "look_at_image 需要图片，但没有附图"),
+    ("native: router 0.87", "模型调用工具：路由置信度 0.87"),
+    ("classifier; nothing relevant", "意图分类器选中；没有找到相关内容"),
+    ("a plugin's own words", "a plugin's own words"),
+])
+def test_router_reasons_are_shown_in_chinese(reason: str, chinese: str) -> None:
+    assert localize_reason(reason, "zh") == chinese
+    assert localize_reason(reason, "en") == reason
+    view = TurnView("zh")
+    view.apply(StepStarted("s1", "knowledge_search", {}, reason))
+    assert f"**原因：** {chinese}" in as_dicts(view.messages())[0]["content"]

@@ -26,6 +26,7 @@ from assistant.events import (
 )
 from assistant.tooling import Upload
 from ui.i18n import normalize_lang, t
+from ui.reasons import localize_reason
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,7 @@ class _Step:
     def message(self, lang: str) -> gr.ChatMessage:
         lines: list[str] = []
         if self.reason:
-            lines.append(f"**{t('step_reason', lang)}** {self.reason}")
+            lines.append(f"**{t('step_reason', lang)}** {localize_reason(self.reason, lang)}")
         if self.arguments:
             lines.append(f"**{t('step_arguments', lang)}** {_format_arguments(self.arguments)}")
         metadata: dict[str, Any] = {"id": self.step_id}

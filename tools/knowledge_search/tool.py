@@ -28,14 +28,26 @@ def extract_query(message: str, context: ToolContext) -> dict[str, Any]:
     return {"query": query[:MAX_QUERY_CHARS]}
 
 
-def _summary(hits: list[Hit], collections: str) -> str:
+def _summary(hits: list[Hit], collection: str | None, lang: str = "en") -> str:
+    """What the step shows and the model reads, in the learner's language."""
+    zh = lang == "zh"
+    if zh:
+        searched = f"文档集 {collection!r}" if collection else "你的文档集"
+    else:
+        searched = f"collection {collection!r}" if collection else "your document collections"
     if not hits:
-        return f"No passage relevant to the question was found in {collections}."
-    lines = [f"{len(hits)} relevant passage(s) from {collections}:"]
+        return (f"在{searched}中没有找到与问题相关的段落。" if zh
+                else f"No passage relevant to the question was found in {searched}.")
+    lines = [f"从{searched}中找到 {len(hits)} 段相关内容：" if zh
+             else f"{len(hits)} relevant passage(s) from {searched}:"]
     for n, h in enumerate(hits, 1):
         where = " > ".join(p for p in (h.heading,) if p) or h.title
-        page = f", page {h.page}" if h.page else ""
-        lines.append(f"[{n}] {h.source}{page} — {where} (relevance {h.relevance:.2f})")
+        if zh:
+            page = f"，第 {h.page} 页" if h.page else ""
+            lines.append(f"[{n}] {h.source}{page} — {where}（相关度 {h.relevance:.2f}）")
+        else:
+            page = f", page {h.page}" if h.page else ""
+            lines.append(f"[{n}] {h.source}{page} — {where} (relevance {h.relevance:.2f})")
     return "\n".join(lines)
 
 
@@ -70,11 +82,11 @@ def knowledge_search(
         raise ToolError(f"the collection cannot be searched right now: {exc}") from None
     except KnowledgeError as exc:
         raise ToolError(str(exc)) from None
-    searched = f"collection {collection!r}" if collection else "your document collections"
     sources = [Source(title=_title(h), text=h.text, uri=h.source, score=h.score,
                       metadata={"page": h.page, "heading": h.heading, "collection": h.collection,
                                 "relevance": h.relevance})
                for h in hits]
-    return ToolResult(data=[h.to_dict() for h in hits], summary=_summary(hits, searched),
+    lang = getattr(context, "language", None) or "en"
+    return ToolResult(data=[h.to_dict() for h in hits], summary=_summary(hits, collection, lang),
                       model=kb.embedder.name, model_version=TOOL_VERSION,
                       confidence=hits[0].score if hits else None, sources=sources)

@@ -91,7 +91,18 @@ def _predict_trained(model: LinearTextModel, embedder: Embedder, text: str) -> P
                       confidence=confidence, scores=scores)
 
 
-def _summary(prediction: Prediction, method: str) -> str:
+METHOD_ZH = {"sentiment": "情感模型", "zero-shot": "零样本分类", "custom": "自定义模型",
+             "zero-shot sentiment": "零样本情感分类"}
+
+
+def _summary(prediction: Prediction, method: str, lang: str = "en") -> str:
+    """What the step shows and the model reads, in the learner's language."""
+    if lang == "zh":
+        how = METHOD_ZH.get(method, method)
+        if prediction.label == UNCERTAIN:
+            return (f"无法确定（{how}）；最可能是 {prediction.best_guess}，"
+                    f"置信度 {prediction.confidence:.2f}")
+        return f"{prediction.label}（{how}，置信度 {prediction.confidence:.2f}）"
     if prediction.label == UNCERTAIN:
         return (f"uncertain ({method}); best guess: {prediction.best_guess} "
                 f"at {prediction.confidence:.2f}")
@@ -99,7 +110,8 @@ def _summary(prediction: Prediction, method: str) -> str:
 
 
 def run_classification(text: str, labels: list[str] | None = None, model: str | None = None,
-                       multi_label: bool = False, settings: Any = None) -> ToolResult:
+                       multi_label: bool = False, settings: Any = None,
+                       language: str = "en") -> ToolResult:
     """The tool's body, callable without a ``ToolContext``."""
     settings = settings if settings is not None else get_settings()
     cleaned, truncated = clean_text(text)
@@ -144,7 +156,7 @@ def run_classification(text: str, labels: list[str] | None = None, model: str | 
             "truncated": truncated}
     if notices:
         data["notice"] = "; ".join(notices)
-    return ToolResult(data=data, summary=_summary(prediction, method), model=provenance[0],
+    return ToolResult(data=data, summary=_summary(prediction, method, language), model=provenance[0],
                       model_version=provenance[1], confidence=round(prediction.confidence, 4))
 
 
@@ -162,4 +174,5 @@ def classify_text(text: str, labels: list[str] | None = None, model: str | None 
     and the scores of the top labels.
     """
     return run_classification(text, labels=labels, model=model, multi_label=multi_label,
-                              settings=_settings(context))
+                              settings=_settings(context),
+                              language=getattr(context, "language", None) or "en")
