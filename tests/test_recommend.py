@@ -135,6 +135,39 @@ def test_new_events_take_effect_without_retraining(settings: Settings, status: s
     assert "Numbers and Arithmetic Refresher" in explanation or "like you" in explanation
 
 
+def test_an_old_model_with_new_events_is_retrained_in_the_background(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from tools.recommendation.schedule import wait_for_retrains
+
+    tenant = "scheduled"
+    assert import_file(DEMO_CATALOG, tenant=tenant, settings=settings).imported == 100
+    record_events([{"user": f"s{n}", "resource": r, "kind": "complete"}
+                   for n in range(6) for r in ("math-101", "math-102", "cs-101")],
+                  tenant=tenant, settings=settings)
+    recommend(tenant, "s0", settings=settings)  # no model yet: trained at once
+    first = load_model(settings, tenant)
+    assert first is not None and first.meta["events_total"] == 18
+    monkeypatch.setenv("MENTORLY_RECOMMENDATION__RETRAIN_EVERY_HOURS", "0.0002")  # 0.72 s
+    time.sleep(1.5)
+    recommend(tenant, "s0", settings=settings)  # old, but no new event: nothing to learn
+    assert wait_for_retrains(30) and load_model(settings, tenant).version == first.version  # type: ignore[union-attr]
+    record_events([{"user": "s9", "resource": "cs-101", "kind": "like"}], tenant=tenant,
+                  settings=settings)
+    served = recommend(tenant, "s9", settings=settings)  # answered by the current model
+    assert served.items
+    assert wait_for_retrains(60)
+    second = load_model(settings, tenant)
+    assert second is not None and int(second.version) == int(first.version) + 1
+    assert second.meta["events_total"] == 19
+    monkeypatch.setenv("MENTORLY_RECOMMENDATION__RETRAIN_EVERY_HOURS", "0")  # 0: never on schedule
+    record_events([{"user": "s10", "resource": "cs-101", "kind": "like"}], tenant=tenant,
+                  settings=settings)
+    recommend(tenant, "s10", settings=settings)
+    assert wait_for_retrains(30) and load_model(settings, tenant).version == second.version  # type: ignore[union-attr]
+
+
 def test_topic_request_prefers_matching_resources(settings: Settings, status: str) -> None:
     result = recommend(TENANT, "topic-learner", k=3, subject="machine learning", settings=settings)
     ids = [r.id for r in result.items]

@@ -47,6 +47,13 @@ def prepare_models(settings: Any, progress: bool) -> str | None:
 
 
 @hookimpl
+def settings_sections() -> list[type]:
+    from .settings import RecommendationSettings
+
+    return [RecommendationSettings]
+
+
+@hookimpl
 def register_routes(app: Any, runtime: Any) -> None:
     """``/api/catalog``, ``/api/events``, ``/api/recommendations`` (see ``api.py`` for scopes)."""
     from .api import install

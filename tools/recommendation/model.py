@@ -89,7 +89,7 @@ def save_model(model: RecModel, path: Path) -> None:
         arrays["content"] = model.content.astype(np.float32)
     buf = io.BytesIO()
     np.savez(buf, **arrays)  # type: ignore[arg-type]
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")
     tmp.write_bytes(buf.getvalue())
     os.replace(tmp, path)
 
@@ -274,6 +274,7 @@ def train_model(tenant: str, settings: Settings | None = None, progress: bool = 
             "blend": selection["blend"],
             "selection": selection, "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "n_items": len(item_ids), "n_learners": int(X.shape[0]), "n_events": used,
+            "events_total": len(events),
             "embedder": embedder_name if content is not None else None,
             "fit_s": round(time.perf_counter() - started, 3)}
     model = RecModel(item_ids=item_ids, popularity=popularity, B=B, content=content,

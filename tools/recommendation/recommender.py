@@ -2,8 +2,9 @@
 
 The learner's history is read from the database at query time, so an event recorded a moment
 ago already changes the next list (EASE scores are ``history @ B``). The model file is retrained
-automatically when the catalog gained resources it does not know (small catalogs only);
-``mentorly rec train`` retrains on demand.
+at once when the catalog gained resources it does not know (small catalogs only), in the
+background once it is older than ``[recommendation] retrain_every_hours`` with new events
+(``schedule.py``), and on demand by ``mentorly rec train``.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from tools.recommendation.catalog import _LEVEL_ALIASES, load_catalog
 from tools.recommendation.events import user_events
 from tools.recommendation.hybrid import Blend, interaction_weight
 from tools.recommendation.model import RecModel, load_model, train_model
+from tools.recommendation.schedule import retrain_due, retrain_in_background
+from tools.recommendation.settings import recommendation_settings
 from tools.recommendation.store import LEVELS, CatalogItem
 
 MAX_K = 20
-AUTO_RETRAIN_MAX_ITEMS = 2000
 DIVERSITY_DECAY = 0.75
 """Each earlier pick from the same subject multiplies an item's score by this."""
 
@@ -111,12 +113,17 @@ def resolve_subject(subject: str | None, subjects: set[str]) -> tuple[str | None
 
 
 def _model_for(settings: Settings, tenant: str, catalog: list[CatalogItem]) -> RecModel:
+    """The tenant's model: trained now if missing or if the catalog gained resources it does
+    not know (small catalogs), retrained in the background when old with new events."""
+    options = recommendation_settings()
     model = load_model(settings, tenant)
     ids = {c.id for c in catalog}
     stale = model is None or not ids <= set(model.item_ids)
-    if stale and (model is None or len(ids) <= AUTO_RETRAIN_MAX_ITEMS):
-        model = train_model(tenant, settings)
+    if stale and (model is None or len(ids) <= options.auto_retrain_max_items):
+        return train_model(tenant, settings)
     assert model is not None
+    if retrain_due(model, settings, tenant, options.retrain_every_hours):
+        retrain_in_background(settings, tenant)
     return model
 
 
