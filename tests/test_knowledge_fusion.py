@@ -227,3 +227,14 @@ def test_secondary_same_as_primary_is_ignored(tmp_path: Path, primary: Embedder)
     (tmp_path / "h.md").write_text("# Labs\n\nLabs are on Wednesdays.")
     kb.ingest([tmp_path / "h.md"], "t", "c")
     assert kb.collections("t")[0]["secondary"] is None
+
+
+def test_minilm_loads_its_model_only_when_asked_to_embed() -> None:
+    from knowledge.embedders import MINILM_DIM, make_embedder
+
+    fresh = make_embedder("minilm")
+    assert fresh._model is None and fresh.dim == MINILM_DIM  # type: ignore[attr-defined]
+    assert fresh._model is None  # type: ignore[attr-defined]  (listing, deleting: no torch)
+    vectors = fresh.embed_queries(["How is the course graded?"])
+    assert fresh._model is not None  # type: ignore[attr-defined]
+    assert vectors.shape == (1, MINILM_DIM) and abs(float(np.linalg.norm(vectors)) - 1.0) < 1e-4
