@@ -189,3 +189,20 @@ def test_the_cli_default_train_size_matches_the_code() -> None:
     from tools.text_classification.sentiment import DEFAULT_TRAIN_SIZE
 
     assert f"(default {DEFAULT_TRAIN_SIZE})" in CliRunner().invoke(train_text, ["--help"]).output
+
+
+def test_cache_finds_digests_that_end_in_a_nul_byte_after_a_reload(tmp_path: Path) -> None:
+    import hashlib
+
+    import numpy as np
+
+    from tools.text_classification.embedding_cache import EmbeddingCache
+
+    texts = [t for t in (f"review {i}" for i in range(5000))
+             if hashlib.sha1(t.encode()).digest().endswith(b"\0")][:3] + ["plain text"]
+    assert len(texts) == 4
+    cache = EmbeddingCache(tmp_path, "test-embedder", 512, 4)
+    cache.add(texts, np.arange(16, dtype=np.float32).reshape(4, 4))
+    cache.save()
+    found, missing = EmbeddingCache(tmp_path, "test-embedder", 512, 4).lookup(texts)
+    assert missing == [] and found[3].tolist() == [12.0, 13.0, 14.0, 15.0]

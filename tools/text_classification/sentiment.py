@@ -39,7 +39,8 @@ DEFAULT_TRAIN_SIZE = 2400
 part / the whole model by training size: 600 → 0.841 / 0.874, 1,200 → 0.850 / 0.877,
 2,400 → 0.852 / 0.882, 4,000 → 0.846 / 0.879. Embedding 2,400 reviews takes ~3 minutes at
 ~15 texts/s on one free core (over 10 minutes when the box is loaded); all 15k would take
-15–20 minutes for no gain."""
+15–20 minutes for no gain. Their vectors ship as a seed (``embedding_cache``), so the default
+model trains in seconds; other sizes or embedders embed what the seed lacks."""
 POSITIVE, NEGATIVE = "positive", "negative"
 
 
