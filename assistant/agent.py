@@ -30,6 +30,7 @@ from assistant.events import (
     TextDelta,
 )
 from assistant.language import detect_language, say
+from assistant.lead_in import LeadIn
 from assistant.llm.base import ChatBackend, Message, ToolCall, Usage
 from assistant.registry import ToolRegistry
 from assistant.storage import Database
@@ -37,7 +38,7 @@ from assistant.tooling import Source, Tool, ToolContext, ToolResult, Upload
 
 log = logging.getLogger(__name__)
 KNOWLEDGE = "knowledge"  # the capability searched when no tool is chosen
-LEAD_IN_TOKENS = 60  # the answer before a tool's ``display`` block is one sentence
+LEAD_IN_TOKENS = 60  # the answer before a tool's ``display`` block is a sentence or two
 
 
 @dataclass
@@ -154,7 +155,7 @@ class Agent:
             display = outcome.result.display if outcome.result else None
             try:
                 text, model = yield from self._generate(messages, usage,
-                                                        max_tokens=LEAD_IN_TOKENS if display else None)
+                                                        lead_in=bool(display))
                 if display:
                     block = ("\n\n" if text.strip() else "") + display
                     text += block
@@ -189,17 +190,27 @@ class Agent:
                 log.exception("turn observer %r failed", observer)
 
     def _generate(self, messages: list[Message], usage: Usage,
-                  max_tokens: int | None = None) -> Iterator[Event]:
-        """Stream the answer as ``TextDelta`` events; returns (text, model name)."""
+                  lead_in: bool = False) -> Iterator[Event]:
+        """Stream the answer as ``TextDelta`` events; returns (text, model name). With
+        ``lead_in`` the answer is the short sentence before a display block (``LeadIn``)."""
         backend = self._backend()
         text = ""
-        for chunk in backend.stream(messages, max_tokens=max_tokens or self.settings.llm.max_tokens,
+        lead = LeadIn() if lead_in else None
+        cut_short = False
+        max_tokens = LEAD_IN_TOKENS if lead_in else self.settings.llm.max_tokens
+        for chunk in backend.stream(messages, max_tokens=max_tokens,
                                     temperature=self.settings.llm.temperature):
-            if chunk.text:
-                text += chunk.text
-                yield TextDelta(chunk.text)
+            # a lead-in keeps reading after it is done, so the usage (metering) stays whole
+            piece = lead.feed(chunk.text) if lead is not None and chunk.text else chunk.text
+            if piece:
+                text += piece
+                yield TextDelta(piece)
             if chunk.final is not None:
                 _add_into(usage, chunk.final.usage)
+                cut_short = chunk.final.finish_reason == "length"
+        if lead is not None and (tail := lead.finish(cut_short)):
+            text += tail
+            yield TextDelta(tail)
         return text, str(getattr(backend, "model", ""))
 
     # -- steps --------------------------------------------------------------------------

@@ -7,6 +7,7 @@ Every ``MentorlyError`` becomes a one-line message on stderr and exit status 1.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import threading
@@ -28,6 +29,7 @@ from assistant.events import (
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+log = logging.getLogger(__name__)
 
 
 class MentorlyGroup(click.Group):
@@ -87,12 +89,16 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 
 
 def _warm_up(runtime: Any) -> None:
-    """Load the router and the LLM in the background so the first question is not slow."""
+    """Load the router, the LLM and the plugins' models in the background so the first
+    question is not slow."""
     try:
         runtime.router.route("hello")
         _ = runtime.backend
+        runtime.plugin_manager.hook.warm_up(settings=runtime.settings)
     except MentorlyError as exc:
         click.secho(f"Warning: warm-up failed: {exc.message}", fg="yellow", err=True)
+    except Exception:  # a plugin's warm-up must not take the server down
+        log.exception("warm-up failed")
 
 
 # -- chat and route -----------------------------------------------------------------------

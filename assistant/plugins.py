@@ -57,6 +57,11 @@ class Hookspecs:
         """Add click commands or groups to the ``mentorly`` CLI group ``cli``."""
 
     @hookspec
+    def warm_up(self, settings: Any) -> None:  # type: ignore[empty-body]
+        """Load what the plugin's first call would otherwise wait for (models, indexes);
+        ``mentorly serve`` calls it on a background thread at start-up."""
+
+    @hookspec
     def settings_sections(self) -> list[type]:  # type: ignore[empty-body]
         """The plugin's own settings classes (``assistant.config.PluginSettings`` subclasses:
         a ``[section]`` table of the config file under ``MENTORLY_<SECTION>__*`` variables),

@@ -86,8 +86,10 @@ class SentenceTransformerEmbedder:
             if self._model is None:
                 import torch
                 from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as hf_logging
 
                 torch.set_num_threads(self.threads)
+                hf_logging.disable_progress_bar()  # no "Loading weights" bar inside an answer
                 self._model = SentenceTransformer(str(self.path), device="cpu",
                                                   local_files_only=True)
                 self._dim = int(self._model.get_embedding_dimension())

@@ -308,10 +308,19 @@ def test_a_display_block_follows_a_short_lead_in(make_agent) -> None:
     agent.registry.add(recommend)
     events = list(agent.run("What should I study next?"))
     done = _done(events)
-    assert done.text == "Here is what I suggest:\n\n1. Algebra II — because you completed Algebra I"
+    assert done.text == "Here is what I suggest.\n\n1. Algebra II — because you completed Algebra I"
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == done.text
     request = backend.requests[-1]
     assert request.max_tokens == 60 and "one short sentence" in request.messages[-1]["content"]
+    # A small model that starts writing the list itself is stopped at the line break, and the
+    # list it began (cut by the token budget) never reaches the learner.
+    backend.add("Based on your history, study these next:\n\n1. Algebra II (mathematics, begi")
+    events = list(agent.run("What should I study next?"))
+    done = _done(events)
+    assert done.text == ("Based on your history, study these next.\n\n"
+                         "1. Algebra II — because you completed Algebra I")
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == done.text
+    assert done.usage["completion_tokens"] > 8  # the discarded words are still metered
 
 
 def test_the_callers_collection_reaches_the_tool_context(kb_agent) -> None:

@@ -169,3 +169,41 @@ def test_the_pages_collection_is_the_default_and_an_argument_wins(tool: Tool, se
         tool.invoke({"query": "What is the penalty for late submission?"}, missing)
     assert tool.invoke({"query": "What is the penalty for late submission?", "collection": "demo"},
                        missing).sources
+
+
+def test_warm_up_loads_the_second_embedder_before_the_first_question(settings: Settings) -> None:
+    from assistant.plugins import make_plugin_manager
+    from knowledge.embedders import shared_embedder
+    from tools.knowledge_search import service
+    from tools.knowledge_search.service import knowledge_base
+
+    service._bases.clear()  # fresh instances: earlier tests may have loaded MiniLM already
+    shared_embedder.cache_clear()
+    assert knowledge_base(settings).secondary._model is None  # type: ignore[union-attr]
+    pm = make_plugin_manager(["tools.knowledge_search"])
+    pm.hook.warm_up(settings=settings)
+    secondary = knowledge_base(settings).secondary
+    assert secondary is not None and secondary._model is not None  # type: ignore[attr-defined]
+
+
+def test_a_failing_plugin_warm_up_does_not_stop_the_server(settings: Settings,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    from assistant import hookimpl
+    from assistant.cli import _warm_up
+    from assistant.plugins import make_plugin_manager
+
+    class Broken:
+        @hookimpl
+        def warm_up(self, settings: object) -> None:
+            raise RuntimeError("model file missing")
+
+    class Runtime:
+        def __init__(self) -> None:
+            self.settings = settings
+            self.plugin_manager = make_plugin_manager([])
+            self.plugin_manager.register(Broken())
+            self.backend = object()
+            self.router = type("R", (), {"route": staticmethod(lambda text: None)})()
+
+    _warm_up(Runtime())  # returns; the failure is logged
+    assert "warm-up failed" in caplog.text

@@ -35,6 +35,16 @@ def prepare_models(settings: Any, progress: bool) -> str | None:
 
 
 @hookimpl
+def warm_up(settings: Any) -> None:
+    """Open the knowledge base and load its second embedder (MiniLM loads on first use)."""
+    from .service import knowledge_base
+
+    kb = knowledge_base(settings)
+    if kb.secondary is not None:
+        kb.secondary.embed_queries(["warm-up"])
+
+
+@hookimpl
 def settings_sections() -> list[type]:
     from .settings import KnowledgeSettings
 
