@@ -310,7 +310,7 @@ class Agent:
             args = tool.validate(args)
         except ToolError as exc:
             yield StepStarted(step_id, tool.name, {}, reason=plan.route.get("reason", ""))
-            sentence = say("tool_failed", lang, tool=tool.name, reason=exc.message)
+            sentence = say("tool_failed", lang, tool=tool.name, reason=exc.localized(lang))
             yield self._finished(step_id, tool, started, error=exc.message, summary=sentence)
             return StepOutcome(None, sentence, usage)
         except MentorlyError as exc:
@@ -330,7 +330,7 @@ class Agent:
             yield self._finished(step_id, tool, started, error="timeout", summary=sentence)
             return StepOutcome(None, sentence, usage)
         except ToolError as exc:
-            sentence = say("tool_failed", lang, tool=tool.name, reason=exc.message)
+            sentence = say("tool_failed", lang, tool=tool.name, reason=exc.localized(lang))
             yield self._finished(step_id, tool, started, error=exc.message, summary=sentence)
             return StepOutcome(None, sentence, usage)
         except Exception:

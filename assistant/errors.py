@@ -9,9 +9,14 @@ class MentorlyError(Exception):
     status_code = 500
     error_type = "internal_error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, zh: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.zh = zh  # the same message in Chinese, when a learner may read it
+
+    def localized(self, language: str) -> str:
+        """The message in ``language`` ('zh' or 'en'), English when no translation was given."""
+        return self.zh if language == "zh" and self.zh else self.message
 
 
 class InvalidInput(MentorlyError):

@@ -40,7 +40,7 @@ def sentiment(text: str, context: ToolContext) -> ToolResult:
     if "boom" in text:
         raise RuntimeError("internal failure with a secret detail")
     if "refuse" in text:
-        raise ToolError("the text is in a language I cannot read")
+        raise ToolError("the text is in a language I cannot read", zh="这段文字的语言我读不懂")
     if "hang" in text:
         RELEASE.wait(10)
     label = "negative" if any(w in text for w in ("bad", "差", "boring")) else "positive"
@@ -154,6 +154,8 @@ def test_a_tool_error_is_read_to_the_user(make_agent) -> None:
     done = _done(events)
     assert "cannot read" in done.text and done.tools == ["sentiment"]
     assert not any(r.stream for r in backend.requests)  # no LLM answer was needed
+    chinese = _done(list(agent.run("分析一下这段话的情感：“refuse”")))
+    assert "这段文字的语言我读不懂" in chinese.text and "cannot read" not in chinese.text
 
 
 def test_a_crashing_tool_is_logged_and_answered_generically(make_agent, caplog) -> None:

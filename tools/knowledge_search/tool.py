@@ -24,7 +24,8 @@ def extract_query(message: str, context: ToolContext) -> dict[str, Any]:
     """The user's message is the query; no LLM needed."""
     query = " ".join((message or "").split())
     if not query:
-        raise ToolError("there is no question to search the documents for")
+        raise ToolError("there is no question to search the documents for",
+                        zh="没有可以在文档中查找的问题")
     return {"query": query[:MAX_QUERY_CHARS]}
 
 
@@ -72,14 +73,16 @@ def knowledge_search(
         collection = getattr(context, "collection", None)
     query = " ".join(query.split())[:MAX_QUERY_CHARS]
     if not query:
-        raise ToolError("the search query is empty")
+        raise ToolError("the search query is empty", zh="搜索内容为空")
     kb = knowledge_base(settings)
     try:
         hits = kb.search(tenant, query, None if collection is None else [collection], k=k)
     except CollectionNotFound:
-        raise ToolError(f"there is no document collection named {collection!r}") from None
+        raise ToolError(f"there is no document collection named {collection!r}",
+                        zh=f"没有名为 {collection!r} 的文档集") from None
     except EmbedderMismatch as exc:
-        raise ToolError(f"the collection cannot be searched right now: {exc}") from None
+        raise ToolError(f"the collection cannot be searched right now: {exc}",
+                        zh="这个文档集暂时无法检索，请联系管理员") from None
     except KnowledgeError as exc:
         raise ToolError(str(exc)) from None
     sources = [Source(title=_title(h), text=h.text, uri=h.source, score=h.score,

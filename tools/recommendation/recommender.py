@@ -95,7 +95,8 @@ def normalise_level(level: str | None) -> str | None:
         return None
     value = _LEVEL_ALIASES.get(level.strip().lower(), level.strip().lower())
     if value not in LEVELS:
-        raise InvalidInput(f"unknown level {level!r}: use beginner, intermediate or advanced")
+        raise InvalidInput(f"unknown level {level!r}: use beginner, intermediate or advanced",
+                           zh=f"没有“{level}”这个级别：请用入门、中级或高级")
     return value
 
 
@@ -165,11 +166,12 @@ def recommend(tenant: str, user: str, *, k: int = 5, subject: str | None = None,
               settings: Settings | None = None) -> RecommendationList:
     settings = settings or get_settings()
     if not 1 <= k <= MAX_K:
-        raise InvalidInput(f"k must be between 1 and {MAX_K}")
+        raise InvalidInput(f"k must be between 1 and {MAX_K}", zh=f"推荐数量必须在 1 到 {MAX_K} 之间")
     level = normalise_level(level)
     catalog = load_catalog(tenant, settings)
     if not catalog:
-        raise NotFound("there is no learning-resource catalog yet (mentorly rec import FILE)")
+        raise NotFound("there is no learning-resource catalog yet (mentorly rec import FILE)",
+                       zh="还没有学习资源目录（管理员可用 mentorly rec import FILE 导入）")
     model = _model_for(settings, tenant, catalog)
     by_id = {c.id: c for c in catalog}
     index = model.index()

@@ -91,7 +91,7 @@ def recommend_resources(
         result = recommend(context.tenant, context.user, k=k, subject=subject, level=level,
                            language=context.language, settings=settings)
     except (InvalidInput, NotFound) as exc:
-        raise ToolError(exc.message) from None
+        raise ToolError(exc.message, zh=exc.zh) from None
     model = result.model
     summary = result.summary()
     return ToolResult(data=[r.as_dict() for r in result.items], summary=summary, display=summary,

@@ -129,7 +129,8 @@ def run_classification(text: str, labels: list[str] | None = None, model: str | 
             raise ToolError(exc.message) from None
         if trained is None:
             raise ToolError(f"no text model named {model!r}; train one with "
-                            f"`mentorly train text FILE --name {model}`")
+                            f"`mentorly train text FILE --name {model}`",
+                            zh=f"没有名为 {model!r} 的文本模型")
         prediction, method = _predict_trained(trained, embedder, cleaned), "custom"
         provenance = (f"text-model:{trained.name}", f"v{trained.version}")
     elif labels:
