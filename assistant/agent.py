@@ -38,7 +38,7 @@ from assistant.tooling import Source, Tool, ToolContext, ToolResult, Upload
 
 log = logging.getLogger(__name__)
 KNOWLEDGE = "knowledge"  # the capability searched when no tool is chosen
-LEAD_IN_TOKENS = 60  # the answer before a tool's ``display`` block is a sentence or two
+LEAD_IN_TOKENS = 60  # the answer before a tool's ``display`` block is one sentence
 
 
 @dataclass

@@ -3,9 +3,10 @@
 The model is asked for one sentence and given few tokens, but a small model often starts the
 list itself and is cut off mid-line ("3. Data Visualisation (data science"). ``LeadIn`` lets
 text through a whole sentence at a time and stops at the first line break or after
-``max_sentences``; what the token budget cut short is dropped (or, when no sentence finished,
-shown with an ellipsis). A sentence that introduces the list (ends with a colon) ends with a
-full stop instead, since the display block brings its own heading.
+``max_sentences`` (one: a second sentence from a small model tends to repeat the list). What
+the token budget cut short is dropped (or, when no sentence finished, shown with an
+ellipsis). A sentence that introduces the list (ends with a colon) ends with a full stop
+instead, since the display block brings its own heading.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ _COLON_END = {":": ".", "：": "。"}
 
 
 class LeadIn:
-    def __init__(self, max_sentences: int = 2) -> None:
+    def __init__(self, max_sentences: int = 1) -> None:
         self.max_sentences = max_sentences
         self._pending = ""
         self._sentences = 0

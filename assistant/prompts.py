@@ -26,9 +26,11 @@ _SOURCES = {
 }
 _QUESTION = {"en": "Question: {q}", "zh": "问题：{q}"}
 _LEAD_IN = {
-    "en": "The result above will be shown to the user right after your reply. Write one short "
-          "sentence that introduces it; do not repeat it.",
-    "zh": "上面的结果会紧接着你的回复展示给用户。请只写一句简短的引导语，不要重复结果。",
+    "en": "The result above will be shown to the learner right after your reply. Write one short "
+          "sentence to the learner (say \"you\") that introduces it; do not repeat it and do not "
+          "name the tool.",
+    "zh": "上面的结果会紧接着你的回复展示给学习者。请对学习者（称“你”）只写一句简短的引导语，"
+          "不要重复结果，也不要提工具的名字。",
 }
 
 MAX_RESULT_CHARS = 1500
