@@ -17,6 +17,7 @@ from tools.text_classification.zero_shot import (
     UNCERTAIN,
     ZeroShotClassifier,
     dedupe_labels,
+    negated_pairs,
     softmax,
 )
 
@@ -136,3 +137,29 @@ def test_label_limits() -> None:
     assert len(dedupe_labels([f"l{i}" for i in range(MAX_LABELS)])) == MAX_LABELS
     p = softmax(np.array([0.8, 0.7]))
     assert p.sum() == pytest.approx(1.0) and p[0] > p[1]
+
+
+@pytest.mark.parametrize("labels, pairs", [
+    (["urgent", "not urgent"], [("urgent", "not urgent")]),
+    (["A question", "not a question", "a complaint"], [("A question", "not a question")]),
+    (["紧急", "不紧急"], [("紧急", "不紧急")]),
+    (["正确", "不是正确"], [("正确", "不是正确")]),
+    (["fiction", "non-fiction"], []),  # a word of its own, which the embedder knows
+    (["notes", "not notes", "nothing"], [("notes", "not notes")]),
+    (["not urgent", "can wait"], []),  # no base label to confuse it with
+])
+def test_negated_labels_are_found(labels: list[str], pairs: list[tuple[str, str]]) -> None:
+    assert negated_pairs(labels) == pairs
+
+
+def test_a_label_and_its_negation_get_no_answer_but_advice(context: ToolContext) -> None:
+    text = "Please help, the exam starts in ten minutes and I cannot log in!"
+    result = classify_text.invoke({"text": text, "labels": ["urgent", "not urgent"]}, context)
+    assert result.data["label"] == "uncertain" and "negation of 'urgent'" in result.data["notice"]
+    assert result.summary.startswith("uncertain (zero-shot). 'not urgent' is the negation")
+    assert "best guess" not in result.summary and "can wait" in result.summary
+    zh = ToolContext(tenant=context.tenant, user=context.user, settings=context.settings, language="zh")
+    chinese = classify_text.invoke({"text": "考试马上开始了我登录不了", "labels": ["紧急", "不紧急"]}, zh)
+    assert chinese.data["label"] == "uncertain" and "“不紧急”是“紧急”的否定" in chinese.summary
+    rephrased = classify_text.invoke({"text": text, "labels": ["urgent", "can wait"]}, context)
+    assert rephrased.data["label"] == "urgent" and "notice" not in rephrased.data

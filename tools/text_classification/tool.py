@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ from tools.text_classification.zero_shot import (
     UNCERTAIN_BELOW_BINARY,
     Prediction,
     ZeroShotClassifier,
+    dedupe_labels,
+    negated_pairs,
 )
 
 log = logging.getLogger(__name__)
@@ -95,6 +98,17 @@ METHOD_ZH = {"sentiment": "情感模型", "zero-shot": "零样本分类", "custo
              "zero-shot sentiment": "零样本情感分类"}
 
 
+def _negation_notice(pair: tuple[str, str], lang: str) -> str:
+    base, negated = pair
+    if lang == "zh":
+        return (f"“{negated}”是“{base}”的否定：零样本分类分不清一个标签和它的否定，所以不给出"
+                f"答案。请改用意思相反的说法（例如“紧急”/“可以慢慢来”），或用 mentorly train text "
+                f"训练一个模型")
+    return (f"'{negated}' is the negation of '{base}': zero-shot classification cannot tell a "
+            f"label from its negation, so no answer is given. Name the opposite instead (e.g. "
+            f"'urgent' / 'can wait'), or train a model with `mentorly train text`")
+
+
 def _summary(prediction: Prediction, method: str, lang: str = "en") -> str:
     """What the step shows and the model reads, in the learner's language."""
     if lang == "zh":
@@ -116,6 +130,7 @@ def run_classification(text: str, labels: list[str] | None = None, model: str | 
     settings = settings if settings is not None else get_settings()
     cleaned, truncated = clean_text(text)
     notices: list[str] = []
+    negation = ""
     if truncated:
         notices.append(f"the text was truncated to its first {MAX_CLASSIFY_CHARS} characters "
                        f"(of {len(text)})")
@@ -139,6 +154,11 @@ def run_classification(text: str, labels: list[str] | None = None, model: str | 
         clf = zero_shot_classifier(embedder)
         prediction = clf.predict(cleaned, labels, multi_label=multi_label)
         method = "zero-shot"
+        pairs = negated_pairs(dedupe_labels(labels))
+        if pairs and not multi_label:
+            prediction = replace(prediction, label=UNCERTAIN)
+            negation = _negation_notice(pairs[0], language)
+            notices.append(negation)
         provenance = (f"{clf.name}:{embedder.name}", clf.version)
     else:
         sentiment = trained_model(settings, SENTIMENT)
@@ -157,7 +177,11 @@ def run_classification(text: str, labels: list[str] | None = None, model: str | 
             "truncated": truncated}
     if notices:
         data["notice"] = "; ".join(notices)
-    return ToolResult(data=data, summary=_summary(prediction, method, language), model=provenance[0],
+    summary = _summary(prediction, method, language)
+    if negation:  # no best guess: it would be a coin toss read as an answer
+        summary = (f"无法确定（{METHOD_ZH[method]}）。" if language == "zh"
+                   else f"uncertain ({method}). ") + negation
+    return ToolResult(data=data, summary=summary, model=provenance[0],
                       model_version=provenance[1], confidence=round(prediction.confidence, 4))
 
 
@@ -168,7 +192,8 @@ def classify_text(text: str, labels: list[str] | None = None, model: str | None 
                   context: ToolContext = None) -> ToolResult:  # type: ignore[assignment]
     """Classify a short text (a comment, a question, feedback) in English or Chinese.
 
-    Give `labels` (2 or more candidate categories, in any language) to choose among them;
+    Give `labels` (2 or more candidate categories, in any language) to choose among them
+    (name opposites, e.g. 'urgent' / 'can wait': a label and its negation get no answer);
     give no labels for sentiment (positive or negative); give `model` to use a classifier
     trained with `mentorly train text`. `multi_label` scores each label on its own.
     The result has the label ("uncertain" when no label is clearly ahead), the confidence,

