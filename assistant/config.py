@@ -263,8 +263,30 @@ class _TomlTable(PydanticBaseSettingsSource):
 S = TypeVar("S", bound=PluginSettings)
 
 
+_SECTIONS: dict[tuple[Any, ...], PluginSettings] = {}
+
+
 def load_section(cls: type[S], **overrides: Any) -> S:
-    """Build a plugin's settings section, turning validation and TOML errors into ``ConfigError``."""
+    """Build a plugin's settings section, turning validation and TOML errors into ``ConfigError``.
+
+    Plugins read their section on every call (a search, a recommendation), so without
+    ``overrides`` the result is reused while the config file and the section's environment
+    variables stay the same: a stat and an environment scan instead of a TOML parse."""
+    if overrides:
+        return _build_section(cls, overrides)
+    path = config_file()
+    prefix = str(cls.model_config.get("env_prefix") or "")
+    key = (cls, path, path.stat().st_mtime_ns if path else None,
+           tuple(sorted((k, v) for k, v in os.environ.items() if prefix and k.startswith(prefix))))
+    cached = _SECTIONS.get(key)
+    if cached is None:
+        if len(_SECTIONS) > 256:
+            _SECTIONS.clear()
+        cached = _SECTIONS[key] = _build_section(cls, {})
+    return cached  # type: ignore[return-value]
+
+
+def _build_section(cls: type[S], overrides: dict[str, Any]) -> S:
     try:
         return cls(**overrides)
     except tomllib.TOMLDecodeError as exc:

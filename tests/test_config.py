@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,12 @@ def test_plugin_section_reads_its_toml_table_and_environment_wins(
     assert knowledge_settings(load_settings()).max_file_mb == 7.0
     shown = json.loads(CliRunner().invoke(cli, ["config", "show"]).output)
     assert shown["knowledge"]["max_file_mb"] == 7.0 and shown["knowledge"]["chunk_units"] == 300
+    assert knowledge_settings(load_settings()) is knowledge_settings(load_settings())  # reused
+    config = home / "config.toml"
+    config.write_text("[knowledge]\nchunk_units = 400\n")
+    later = config.stat().st_mtime_ns + 10_000_000
+    os.utime(config, ns=(later, later))  # an edit the next read must see
+    assert knowledge_settings(load_settings()).chunk_units == 400
 
 
 @pytest.mark.parametrize("content, match", [
