@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 
 _RUNNING: dict[tuple[str, str], threading.Thread] = {}
 _LOCK = threading.Lock()
+_CHECKED: dict[tuple[str, str], float] = {}
+CHECK_EVERY_S = 300.0
+"""Once a model is old, its tenant's events are counted at most this often (never more often
+than the retrain interval), not on every request."""
 
 
 def model_age_hours(model: RecModel, now: float | None = None) -> float:
@@ -38,6 +42,11 @@ def retrain_due(model: RecModel, settings: Settings, tenant: str, every_hours: f
     """Old enough, and the tenant's event count differs from the one the model was trained on."""
     if every_hours <= 0 or model_age_hours(model) < every_hours:
         return False
+    key, now = (str(settings.home), tenant), time.monotonic()
+    with _LOCK:
+        if now - _CHECKED.get(key, -float("inf")) < min(CHECK_EVERY_S, every_hours * 3600.0):
+            return False
+        _CHECKED[key] = now
     return count_events(tenant, settings) != model.meta.get("events_total")
 
 
