@@ -29,7 +29,6 @@ from tools.text_classification.zero_shot import (
     UNCERTAIN_BELOW_BINARY,
     Prediction,
     ZeroShotClassifier,
-    dedupe_labels,
     negated_pairs,
 )
 
@@ -154,7 +153,7 @@ def run_classification(text: str, labels: list[str] | None = None, model: str | 
         clf = zero_shot_classifier(embedder)
         prediction = clf.predict(cleaned, labels, multi_label=multi_label)
         method = "zero-shot"
-        pairs = negated_pairs(dedupe_labels(labels))
+        pairs = negated_pairs([name for name, _ in prediction.scores])  # labels, deduplicated
         if pairs and not multi_label:
             prediction = replace(prediction, label=UNCERTAIN)
             negation = _negation_notice(pairs[0], language)
