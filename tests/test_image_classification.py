@@ -148,12 +148,11 @@ def test_unknown_custom_model_is_a_clear_error(registry: ToolRegistry, store: Up
                                                photos: dict[str, Image.Image],
                                                tmp_path: Path) -> None:
     from assistant.config import load_settings
-    from assistant.errors import NotFound
 
     upload = _upload(store, photos["coffee"], tmp_path, "coffee.png")
     settings = load_settings(home=tmp_path / "home")
     context = ToolContext(tenant="t", user="u", files=[upload], settings=settings)
-    with pytest.raises(NotFound, match="no custom image model named 'nope'"):
+    with pytest.raises(ToolError, match="no custom image model named 'nope'"):
         registry.get("classify_image").invoke({"model": "nope"}, context)
-    with pytest.raises(InvalidInput, match="invalid model name"):
+    with pytest.raises(ToolError, match="invalid model name"):
         registry.get("classify_image").invoke({"model": "../../etc"}, context)

@@ -103,24 +103,30 @@ def test_long_text_is_truncated_with_a_notice(context: ToolContext) -> None:
     assert data["label"] == "physics"
 
 
-@pytest.mark.parametrize(("arguments", "message"), [
-    ({"text": "", "labels": ["a", "b"]}, "empty"),
-    ({"text": "   \n\t ", "labels": ["a", "b"]}, "empty"),
-    ({"text": "hello", "labels": ["only"]}, "at least 2"),
-    ({"text": "hello", "labels": ["same", "SAME"]}, "at least 2"),
-    ({"text": "hello", "labels": [f"label {i}" for i in range(500)]}, "too many labels"),
-    ({"text": "hello", "labels": "math"}, "labels"),
+@pytest.mark.parametrize(("arguments", "error", "message"), [
+    ({"text": "", "labels": ["a", "b"]}, ToolError, "empty"),
+    ({"text": "   \n\t ", "labels": ["a", "b"]}, ToolError, "empty"),
+    ({"text": "\x00\u200b", "labels": ["a", "b"]}, ToolError, "empty"),
+    ({"text": "hello", "labels": ["only"]}, ToolError, "at least 2"),
+    ({"text": "hello", "labels": ["same", "SAME"]}, ToolError, "at least 2"),
+    ({"text": "hello", "labels": [f"label {i}" for i in range(500)]}, ToolError,
+     "too many labels"),
+    ({"text": "hello", "labels": "math"}, InvalidInput, "labels"),  # the schema's check
 ])
 def test_bad_input_is_a_clear_error(context: ToolContext, arguments: dict[str, Any],
-                                    message: str) -> None:
-    with pytest.raises(InvalidInput, match=message):
+                                    error: type[Exception], message: str) -> None:
+    """The tool's own checks raise ``ToolError`` (shown to the learner, in their language);
+    only the schema check in ``validate`` raises ``InvalidInput``."""
+    with pytest.raises(error, match=message) as raised:
         classify_text.invoke(arguments, context)
+    if error is ToolError:
+        assert raised.value.zh  # type: ignore[attr-defined]
 
 
 def test_unknown_custom_model_is_a_tool_error(context: ToolContext) -> None:
     with pytest.raises(ToolError, match="no text model named 'nope'"):
         classify_text.invoke({"text": "hi", "model": "nope"}, context)
-    with pytest.raises(InvalidInput, match="invalid model name"):
+    with pytest.raises(ToolError, match="invalid model name"):
         classify_text.invoke({"text": "hi", "model": "../etc"}, context)
 
 

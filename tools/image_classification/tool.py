@@ -9,7 +9,7 @@ from pydantic import Field
 
 from assistant import ToolContext, ToolError, ToolResult, Upload, tool
 from assistant.config import get_settings
-from assistant.errors import InvalidInput
+from assistant.errors import InvalidInput, NotFound
 
 from .labels import imagenet_labels
 from .preprocess import MIN_SIDE, imagenet_array, open_rgb
@@ -132,6 +132,27 @@ def _summary(top: list[dict[str, Any]], lang: str, model_label: str | None) -> s
 _stores: dict[str, ImageModelStore] = {}
 
 
+def _shown(value: str, limit: int = 60) -> str:
+    return repr(value if len(value) <= limit else value[:limit] + "…")
+
+
+def _custom_model(context: ToolContext, name: str) -> Any:
+    """The named custom classifier; an invalid or unknown name is a ``ToolError``."""
+    store = model_store(context)
+    try:
+        return store.load(name)
+    except InvalidInput:
+        raise ToolError(
+            f"invalid model name {_shown(name)}: use 1-64 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit",
+            zh=f"模型名称 {_shown(name)} 无效：请用 1-64 个字母、数字、'_'、'-' 或 '.'，"
+               "并以字母或数字开头") from None
+    except NotFound:
+        names = ", ".join(m["name"] for m in store.list()[:10])
+        raise ToolError(f"no custom image model named {_shown(name)} (available: {names or 'none'})",
+                        zh=f"没有名为 {_shown(name)} 的自定义图片模型（可用：{names or '无'}）") from None
+
+
 def model_store(context: ToolContext) -> ImageModelStore:
     """One store per models folder, so loaded custom models stay cached."""
     from .custom_models import ImageModelStore
@@ -157,8 +178,8 @@ def classify_image(
     if upload is None:
         raise ToolError(_ASK_FOR_IMAGE[lang])
     image = _load_image(upload, lang)
-    if model:
-        classifier = model_store(context).load(model)
+    if model and model.strip():
+        classifier = _custom_model(context, model)
         probs = classifier.predict_proba([image])[0]
         order = np.argsort(-probs)[: min(top_k, len(probs))]
         top = [{"label": classifier.labels[i], "label_zh": classifier.labels[i],

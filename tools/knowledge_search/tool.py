@@ -6,6 +6,7 @@ means "nothing relevant" and the agent says so instead of inventing an answer.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -18,15 +19,28 @@ from tools.knowledge_search.service import knowledge_base
 
 TOOL_VERSION = "1.0.0"
 MAX_QUERY_CHARS = 2000
+_UNUSABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+"""NUL, control characters and lone surrogates: no encoder accepts a lone surrogate (the
+embedder would raise ``UnicodeEncodeError``), and control characters carry no meaning."""
+
+
+def clean_query(text: str) -> str:
+    """Unusable characters removed, whitespace collapsed, cut to ``MAX_QUERY_CHARS``."""
+    head = _UNUSABLE.sub(" ", text[: 4 * MAX_QUERY_CHARS])  # never split() a megabyte
+    return " ".join(head.split())[:MAX_QUERY_CHARS]
+
+
+def _shown(value: str, limit: int = 60) -> str:
+    return repr(value if len(value) <= limit else value[:limit] + "…")
 
 
 def extract_query(message: str, context: ToolContext) -> dict[str, Any]:
     """The user's message is the query; no LLM needed."""
-    query = " ".join((message or "").split())
+    query = clean_query(message or "")
     if not query:
         raise ToolError("there is no question to search the documents for",
                         zh="没有可以在文档中查找的问题")
-    return {"query": query[:MAX_QUERY_CHARS]}
+    return {"query": query}
 
 
 def _summary(hits: list[Hit], collection: str | None, lang: str = "en") -> str:
@@ -69,22 +83,28 @@ def knowledge_search(
     and return the relevant passages with their sources."""
     settings = getattr(context, "settings", None) or get_settings()
     tenant = getattr(context, "tenant", None) or settings.default_tenant
+    if collection is not None and not collection.strip():
+        collection = None  # a blank name is no name: the default collections
     if collection is None:
         collection = getattr(context, "collection", None)
-    query = " ".join(query.split())[:MAX_QUERY_CHARS]
+    query = clean_query(query)
     if not query:
-        raise ToolError("the search query is empty", zh="搜索内容为空")
+        raise ToolError("the search query is empty: ask a question about the documents",
+                        zh="搜索内容为空：请提一个关于文档的问题")
+    if collection is not None and _UNUSABLE.search(collection):
+        raise ToolError(f"there is no document collection named {_shown(collection)}",
+                        zh=f"没有名为 {_shown(collection)} 的文档集")
     kb = knowledge_base(settings)
     try:
         hits = kb.search(tenant, query, None if collection is None else [collection], k=k)
     except CollectionNotFound:
-        raise ToolError(f"there is no document collection named {collection!r}",
-                        zh=f"没有名为 {collection!r} 的文档集") from None
+        raise ToolError(f"there is no document collection named {_shown(str(collection))}",
+                        zh=f"没有名为 {_shown(str(collection))} 的文档集") from None
     except EmbedderMismatch as exc:
         raise ToolError(f"the collection cannot be searched right now: {exc}",
                         zh="这个文档集暂时无法检索，请联系管理员") from None
     except KnowledgeError as exc:
-        raise ToolError(str(exc)) from None
+        raise ToolError(str(exc)[:300]) from None
     sources = [Source(title=_title(h), text=h.text, uri=h.source, score=h.score,
                       metadata={"page": h.page, "heading": h.heading, "collection": h.collection,
                                 "relevance": h.relevance})

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from assistant.errors import InvalidInput, ModelError, NotFound
+from tools.text_classification.language import shown
 
 SENTIMENT = "sentiment"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -35,9 +36,10 @@ def text_models_dir(settings: Any) -> Path:
 def check_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
         raise InvalidInput(
-            f"invalid model name {name!r}: use 1-64 letters, digits, '_', '-' or '.', "
-            "starting with a letter or digit"
-        )
+            f"invalid model name {shown(name)}: use 1-64 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit",
+            zh=f"模型名称 {shown(name)} 无效：请用 1-64 个字母、数字、'_'、'-' 或 '.'，"
+               "并以字母或数字开头")
     return name
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from assistant.errors import InvalidInput
 from tools.text_classification.presets import Language
@@ -13,6 +14,9 @@ its cost grows with length (a 2,000-character Chinese text takes seconds on one 
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
+_UNUSABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+"""NUL and other control characters, and lone surrogates (no encoder accepts them: the embedder
+would raise ``UnicodeEncodeError``)."""
 
 
 def detect_language(text: str) -> Language:
@@ -23,14 +27,33 @@ def detect_language(text: str) -> Language:
     return "zh" if cjk and cjk * 4.5 >= 0.2 * (cjk * 4.5 + latin) else "en"
 
 
+def scrub(text: str) -> str:
+    """``text`` with control characters and lone surrogates turned into spaces (same length)."""
+    return _UNUSABLE.sub(" ", text)
+
+
+def has_visible(text: str) -> bool:
+    """Whether ``text`` holds anything but spaces, control and format characters
+    (zero-width spaces, byte-order marks, direction marks)."""
+    return any(unicodedata.category(ch)[0] not in "CZ" for ch in text)
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """``repr`` of a learner- or model-given value, cut to ``limit`` characters, for messages."""
+    text = str(value)
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
 def clean_text(text: str, max_chars: int = MAX_CLASSIFY_CHARS) -> tuple[str, bool]:
-    """Strip, reject empty input, and cut to ``max_chars``; returns (text, truncated)."""
+    """Strip, drop unusable characters, reject empty input, and cut to ``max_chars``;
+    returns (text, truncated)."""
     if not isinstance(text, str):
-        raise InvalidInput("text must be a string")
+        raise InvalidInput("the text to classify must be a string", zh="要分类的内容必须是文字")
     text = text.strip()
-    if not text:
-        raise InvalidInput("the text to classify is empty")
-    head = text[: 4 * max_chars]  # never split() a megabyte just to throw most of it away
+    head = scrub(text[: 4 * max_chars])  # never split() a megabyte just to throw most of it away
     collapsed = " ".join(head.split())
+    if not has_visible(collapsed):
+        raise InvalidInput("the text to classify is empty: give the sentence to classify",
+                           zh="要分类的文字是空的：请给出要分类的句子")
     truncated = len(collapsed) > max_chars or len(text) > len(head)
     return collapsed[:max_chars], truncated

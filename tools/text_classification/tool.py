@@ -22,7 +22,12 @@ from tools.text_classification.artifacts import (
 )
 from tools.text_classification.examples import EXAMPLES
 from tools.text_classification.extraction import extract_arguments
-from tools.text_classification.language import MAX_CLASSIFY_CHARS, clean_text, detect_language
+from tools.text_classification.language import (
+    MAX_CLASSIFY_CHARS,
+    clean_text,
+    detect_language,
+    shown,
+)
 from tools.text_classification.zero_shot import (
     UNCERTAIN,
     UNCERTAIN_BELOW,
@@ -125,8 +130,22 @@ def _summary(prediction: Prediction, method: str, lang: str = "en") -> str:
 def run_classification(text: str, labels: list[str] | None = None, model: str | None = None,
                        multi_label: bool = False, settings: Any = None,
                        language: str = "en") -> ToolResult:
-    """The tool's body, callable without a ``ToolContext``."""
+    """The tool's body, callable without a ``ToolContext``.
+
+    Bad arguments (an empty text, labels that are not a list of 2 or more distinct strings, an
+    invalid or unknown model name) raise ``ToolError`` with the reason in English and Chinese:
+    the agent shows a ``ToolError`` to the learner and treats anything else as a crash."""
+    try:
+        return _classify(text, labels, model, multi_label, settings, language)
+    except (InvalidInput, NotFound) as exc:
+        raise ToolError(exc.message, zh=exc.zh) from None
+
+
+def _classify(text: str, labels: list[str] | None, model: str | None, multi_label: bool,
+              settings: Any, language: str) -> ToolResult:
     settings = settings if settings is not None else get_settings()
+    if isinstance(model, str) and not model.strip():
+        model = None  # a blank name is no name: the default (sentiment or zero-shot)
     cleaned, truncated = clean_text(text)
     notices: list[str] = []
     negation = ""
@@ -137,19 +156,18 @@ def run_classification(text: str, labels: list[str] | None = None, model: str | 
     if model is not None and labels:
         notices.append("labels were ignored because a trained model was named")
     if model is not None:
-        try:
-            trained = trained_model(settings, check_name(model))
-        except NotFound as exc:
-            raise ToolError(exc.message) from None
+        trained = trained_model(settings, check_name(model))
         if trained is None:
-            raise ToolError(f"no text model named {model!r}; train one with "
+            raise ToolError(f"no text model named {shown(model)}; train one with "
                             f"`mentorly train text FILE --name {model}`",
-                            zh=f"没有名为 {model!r} 的文本模型")
+                            zh=f"没有名为 {shown(model)} 的文本模型；可以用 "
+                               f"`mentorly train text FILE --name {model}` 训练一个")
         prediction, method = _predict_trained(trained, embedder, cleaned), "custom"
         provenance = (f"text-model:{trained.name}", f"v{trained.version}")
     elif labels:
         if multi_label and len(labels) < 2:
-            raise InvalidInput("multi-label classification needs at least 2 labels")
+            raise InvalidInput("multi-label classification needs at least 2 labels",
+                               zh="多标签分类至少需要 2 个标签")
         clf = zero_shot_classifier(embedder)
         prediction = clf.predict(cleaned, labels, multi_label=multi_label)
         method = "zero-shot"

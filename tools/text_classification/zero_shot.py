@@ -19,7 +19,7 @@ import numpy as np
 
 from assistant.errors import InvalidInput
 from knowledge.embedders import Embedder
-from tools.text_classification.language import detect_language
+from tools.text_classification.language import detect_language, has_visible, scrub, shown
 from tools.text_classification.presets import Language, known_label, normalise_label
 
 MAX_LABELS = 200
@@ -43,30 +43,35 @@ TEMPLATES: dict[Language, str] = {
 def dedupe_labels(labels: Sequence[str]) -> list[str]:
     """Drop blanks and duplicates (case- and space-insensitive), keeping the first spelling;
     raise ``InvalidInput`` unless 2..MAX_LABELS distinct labels remain."""
-    if isinstance(labels, str):
-        raise InvalidInput("labels must be a list of strings, not one string")
+    if isinstance(labels, str) or not isinstance(labels, Sequence):
+        raise InvalidInput("labels must be a list of strings, not one string"
+                           if isinstance(labels, str) else "labels must be a list of strings",
+                           zh="标签必须是一个文字列表")
     seen: set[str] = set()
     out: list[str] = []
     for raw in labels:
         if not isinstance(raw, str):
-            raise InvalidInput("each label must be a string")
-        label = " ".join(raw.split())
-        if not label:
+            raise InvalidInput("each label must be a string", zh="每个标签都必须是文字")
+        label = " ".join(scrub(raw).split())
+        if not has_visible(label):
             continue
         if len(label) > MAX_LABEL_CHARS:
-            raise InvalidInput(f"a label is longer than {MAX_LABEL_CHARS} characters: {label[:40]}…")
+            raise InvalidInput(f"a label is longer than {MAX_LABEL_CHARS} characters: {label[:40]}…",
+                               zh=f"有一个标签超过 {MAX_LABEL_CHARS} 个字符：{label[:40]}…")
         key = normalise_label(label)
         if key not in seen:
             seen.add(key)
             out.append(label)
     if len(out) < 2:
+        got = f" ({shown(out[0], 40)})" if out else ""
         raise InvalidInput(
-            f"zero-shot classification needs at least 2 distinct labels, got {len(out)}"
-            + (f" ({out[0]!r})" if out else "")
-            + "; give more labels, or none for sentiment"
-        )
+            f"zero-shot classification needs at least 2 distinct labels, got {len(out)}{got}; "
+            "give more labels, or none for sentiment",
+            zh=f"零样本分类至少需要 2 个不同的标签，现在只有 {len(out)} 个{got}；"
+               "请多给几个标签，或者不给标签做情感分类")
     if len(out) > MAX_LABELS:
-        raise InvalidInput(f"too many labels: {len(out)} (the limit is {MAX_LABELS})")
+        raise InvalidInput(f"too many labels: {len(out)} (the limit is {MAX_LABELS})",
+                           zh=f"标签太多：{len(out)} 个（上限是 {MAX_LABELS} 个）")
     return out
 
 
