@@ -1,5 +1,6 @@
 """Utterances that should route to ``knowledge_search`` (the router trains on them):
-questions about an organisation's own course documents, in English and Chinese."""
+questions about an organisation's own course documents and facts (fees and prices, rooms,
+staff, dates and times, rules and policies, deadlines, exams), in English and Chinese."""
 
 from __future__ import annotations
 
@@ -34,6 +35,26 @@ EXAMPLES_EN: list[str] = [
     "What happens if I miss the final exam because I am sick?",
     "Where do I find the rules for group work in our course materials?",
     "Check the school handbook: what is the grading scale?",
+    # institution facts: prices, rooms, staff, dates, rules
+    "How much does the textbook cost?",
+    "What are the tuition fees for this term?",
+    "How much is the late registration fee?",
+    "Which room are the lectures in?",
+    "In which building is the chemistry lab?",
+    "Who is the teaching assistant for section B?",
+    "Who should I email about a problem with my grade?",
+    "What is the instructor's phone number?",
+    "When does course registration close?",
+    "What date is the last day of classes?",
+    "What time does the Friday lecture end?",
+    "Are we allowed to eat in the classroom?",
+    "What's the policy if I miss a quiz?",
+    "Where do I collect my marked exam papers?",
+    "Is financial aid available for students in this programme?",
+    "Who are the tutors for this module?",
+    "Who marks our assignments?",
+    "Who runs the lab sessions?",
+    "How many times can I retake a failed exam?",
 ]
 
 EXAMPLES_ZH: list[str] = [
@@ -67,6 +88,26 @@ EXAMPLES_ZH: list[str] = [
     "生病错过期末考试怎么办？",
     "学校手册对小组作业有什么要求？",
     "查一下课程手册：成绩等级是怎么划分的？",
+    # 机构信息：费用、教室、人员、日期、规定
+    "这学期的学费要交多少钱？",
+    "资料费一共多少钱？",
+    "上课在哪个教室？",
+    "化学实验室在哪栋楼？",
+    "这个班的助教是谁？",
+    "对成绩有疑问应该联系谁？",
+    "老师的联系电话是多少？",
+    "选课什么时候截止？",
+    "最后一节课是哪天？",
+    "周五的课几点下课？",
+    "教室里可以吃东西吗？",
+    "缺了小测验怎么办？",
+    "批改后的试卷去哪里领？",
+    "开学典礼是几号？",
+    "助学金怎么申请？",
+    "谁是这门课的负责老师？",
+    "作业是哪位助教批改的？",
+    "挂科以后可以重修几次？",
+    "这门课总共多少课时？",
 ]
 
 EXAMPLES: list[str] = EXAMPLES_EN + EXAMPLES_ZH
