@@ -17,7 +17,9 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
-from assistant import prompts
+from assistant import followups, prompts
+from assistant.answering import grounded_answer
+from assistant.arguments import grounded_arguments, missing_required
 from assistant.config import Settings
 from assistant.errors import InvalidInput, MentorlyError, PayloadTooLarge, ToolError
 from assistant.events import (
@@ -29,6 +31,7 @@ from assistant.events import (
     StepStarted,
     TextDelta,
 )
+from assistant.grounding.focus import asks_institution
 from assistant.language import detect_language, say
 from assistant.lead_in import LeadIn
 from assistant.llm.base import ChatBackend, Message, ToolCall, Usage
@@ -39,6 +42,7 @@ from assistant.tooling import Source, Tool, ToolContext, ToolResult, Upload
 log = logging.getLogger(__name__)
 KNOWLEDGE = "knowledge"  # the capability searched when no tool is chosen
 LEAD_IN_TOKENS = 60  # the answer before a tool's ``display`` block is one sentence
+FOLLOW_UP_OVERRIDE = 0.8  # a follow-up keeps its tool unless the router is this sure of another
 
 
 @dataclass
@@ -49,6 +53,8 @@ class Plan:
     arguments: dict[str, Any] | None
     route: dict[str, Any]
     fallback: bool = False  # a knowledge search tried because no tool was chosen
+    query: str | None = None  # the question a knowledge answer is grounded on (rewritten
+    # with the previous question on a follow-up)
 
 
 @dataclass
@@ -86,6 +92,7 @@ class Agent:
         router: Callable[[], Any],
         executor: ThreadPoolExecutor | None = None,
         observers: list[Callable[[TurnRecord], None]] | None = None,
+        embedder: Callable[[], Any] | None = None,
     ) -> None:
         self.observers: list[Callable[[TurnRecord], None]] = list(observers or [])
         self.settings = settings
@@ -93,6 +100,7 @@ class Agent:
         self.db = db
         self._backend = backend
         self._router = router
+        self._embedder = embedder or (lambda: self._router().embedder)
         self._executor = executor or ThreadPoolExecutor(max_workers=4, thread_name_prefix="tool")
 
     # -- public -------------------------------------------------------------------------
@@ -123,6 +131,8 @@ class Agent:
         usage = Usage()
         try:
             plan = self._plan(message, context, history, usage)
+            if plan.route.get("follow_up"):
+                context.previous_answer = _last_assistant(history)
         except MentorlyError as exc:
             yield ErrorEvent(message=say("llm_failed", language, reason=exc.message),
                              error_type=exc.error_type)
@@ -144,11 +154,27 @@ class Agent:
             if (plan.tool.capability == KNOWLEDGE and outcome.result is not None
                     and not outcome.result.sources):
                 outcome.answer_override = say("no_passages", language)
+        if plan.tool is None and outcome.answer_override is None and asks_institution(message):
+            # a course fact with no document behind it: never from the model's own knowledge
+            outcome.answer_override = say("no_passages", language)
         sources = outcome.result.sources if outcome.result else []
         model = ""
+        answer_mode = "tool" if plan.tool is not None else "chat"
+        grounding: dict[str, Any] | None = None
+        grounded = (plan.tool is not None and plan.tool.capability == KNOWLEDGE
+                    and outcome.result is not None and bool(sources)
+                    and self.settings.agent.answer_mode == "grounded")
         if outcome.answer_override is not None:
             text = outcome.answer_override
+            if plan.tool is None or plan.tool.capability == KNOWLEDGE:
+                answer_mode = "abstained"
             yield TextDelta(text)
+        elif grounded:
+            answer = yield from grounded_answer(
+                plan.query or message, language, sources, embedder=self._embedder(),
+                backend=self._backend(), usage=usage, summarise=self.settings.agent.summary)
+            text, model, answer_mode = answer.text, answer.model, answer.mode
+            grounding = answer.grounding()
         else:
             messages = prompts.answer_messages(language, history, message, plan.tool,
                                                outcome.result, sources)
@@ -169,7 +195,7 @@ class Agent:
         if source_dicts:
             yield SourcesEvent(source_dicts)
         tools_used = [plan.tool.name] if plan.tool is not None else []
-        self._store(conv.id, message, files, plan, outcome, text, source_dicts, usage)
+        self._store(conv.id, message, files, plan, outcome, text, source_dicts, usage, answer_mode)
         self._notify(TurnRecord(
             tenant=tenant, user=db_user.external_id, conversation_id=conv.id, tools=tools_used,
             tool_ms=outcome.tool_ms, prompt_tokens=usage.prompt_tokens,
@@ -180,7 +206,8 @@ class Agent:
         yield Done(text=text, tools=tools_used, sources=source_dicts, conversation_id=conv.id,
                    route=plan.route, model=model,
                    usage={"prompt_tokens": usage.prompt_tokens,
-                          "completion_tokens": usage.completion_tokens})
+                          "completion_tokens": usage.completion_tokens},
+                   answer_mode=answer_mode, grounding=grounding)
 
     def _notify(self, record: TurnRecord) -> None:
         for observer in self.observers:
@@ -250,13 +277,47 @@ class Agent:
                 return native
         decision = self._router().route(message, has_image=has_image)
         route = decision.to_dict()
+        if not has_image and history:
+            follow = self._follow_up(message, context, history, decision)
+            if follow is not None:
+                return follow
         if decision.tool:
             return Plan(self.registry.get(decision.tool), None, route)
         knowledge = self.registry.by_capability(KNOWLEDGE)
-        if knowledge is not None and message:
+        general = (decision.confidence >= self.settings.agent.general_confidence
+                   and not asks_institution(message))
+        if knowledge is not None and message and not general:
             route["reason"] = f"{route['reason']}; fallback: {knowledge.name}"
             return Plan(knowledge, None, route, fallback=True)
+        if general:
+            route["reason"] = f"{route['reason']}; general request: answered without a tool"
         return Plan(None, None, route)
+
+    def _follow_up(self, message: str, context: ToolContext, history: list[Message],
+                   decision: Any) -> Plan | None:
+        """An elliptical message keeps the previous turn's tool (``assistant.followups``)."""
+        follow = followups.detect(message, history)
+        if follow is None:
+            return None
+        previous = self._router().route(follow.previous)
+        tool = self.registry.get(previous.tool) if previous.tool else self.registry.by_capability(
+            KNOWLEDGE)
+        if tool is None or (decision.tool and decision.tool != tool.name
+                            and decision.confidence >= FOLLOW_UP_OVERRIDE):
+            return None
+        route = {**decision.to_dict(), "tool": tool.name, "follow_up": True,
+                 "reason": f"follow-up of the previous turn ({tool.name})"}
+        if tool.capability == KNOWLEDGE:
+            query = followups.rewrite(follow.previous, message)
+            return Plan(tool, {"query": query}, route, query=query)
+        args: dict[str, Any] = {}
+        if tool.extractor is not None:
+            for text in (follow.previous, message):  # the new message's values win
+                try:
+                    args.update(tool.extractor(text, context) or {})
+                except MentorlyError:
+                    continue
+        return Plan(tool, args or None, route)
 
     def _native_plan(self, message: str, context: ToolContext, history: list[Message],
                      usage: Usage) -> Plan | None:
@@ -277,7 +338,7 @@ class Agent:
                     {"tool": call.name, "confidence": None, "reason": f"native: {why}"})
 
     def _fill_arguments(self, tool: Tool, message: str, context: ToolContext,
-                        usage: Usage) -> dict[str, Any]:
+                        usage: Usage, history: Sequence[Message] = ()) -> dict[str, Any]:
         if tool.extractor is not None:
             args = tool.extractor(message, context)
             if args:
@@ -294,6 +355,16 @@ class Agent:
             raise InvalidInput(f"the model's arguments were not JSON: {exc}") from None
         if not isinstance(args, dict):
             raise InvalidInput("the model's arguments were not an object")
+        # the model copies schema descriptions and examples into empty slots: keep only what
+        # the learner actually wrote
+        texts = [message, *(m["content"] for m in history if m.get("role") == "user")]
+        args, dropped = grounded_arguments(tool, args, texts)
+        if dropped:
+            log.info("dropped ungrounded arguments for %s: %s", tool.name, ", ".join(dropped))
+        missing = missing_required(tool, args)
+        if missing:
+            raise InvalidInput(f"the message does not say what to use for {', '.join(missing)}",
+                               zh=f"消息里没有说明 {', '.join(missing)} 该用什么")
         return args
 
     def _run_step(self, plan: Plan, message: str, context: ToolContext,
@@ -306,7 +377,11 @@ class Agent:
         started = time.perf_counter()
         try:
             args = plan.arguments if plan.arguments is not None else self._fill_arguments(
-                tool, message, context, usage)
+                tool, message, context, usage, history)
+            if (tool.capability == KNOWLEDGE and self.settings.agent.answer_mode == "grounded"
+                    and "k" in tool.parameters.get("properties", {})):
+                # sentences are selected from the passages: more of them, more recall
+                args = {**args, "k": args.get("k") or self.settings.agent.evidence_passages}
             args = tool.validate(args)
         except ToolError as exc:
             yield StepStarted(step_id, tool.name, {}, reason=plan.route.get("reason", ""))
@@ -315,7 +390,7 @@ class Agent:
             return StepOutcome(None, sentence, usage)
         except MentorlyError as exc:
             yield StepStarted(step_id, tool.name, {}, reason=plan.route.get("reason", ""))
-            sentence = say("bad_arguments", lang, tool=tool.name, reason=exc.message)
+            sentence = say("bad_arguments", lang, tool=tool.name, reason=exc.localized(lang))
             yield self._finished(step_id, tool, started, error=exc.message, summary=sentence)
             return StepOutcome(None, sentence, usage)
         yield StepStarted(step_id, tool.name, _jsonable(args), reason=plan.route.get("reason", ""))
@@ -355,7 +430,8 @@ class Agent:
             error=error)
 
     def _store(self, conversation_id: str, message: str, files: Sequence[Upload], plan: Plan,
-               outcome: StepOutcome, text: str, sources: list[dict[str, Any]], usage: Usage) -> None:
+               outcome: StepOutcome, text: str, sources: list[dict[str, Any]], usage: Usage,
+               answer_mode: str) -> None:
         items: list[tuple[str, str, dict[str, Any]]] = [
             ("user", message, {"files": [f.id for f in files]})]
         if plan.tool is not None:
@@ -364,9 +440,14 @@ class Agent:
             items.append(("tool", content, {"tool": plan.tool.name, "ok": result is not None,
                                             "provenance": result.provenance() if result else {}}))
         items.append(("assistant", text, {
-            "route": plan.route, "sources": sources,
+            "route": plan.route, "sources": sources, "answer_mode": answer_mode,
             "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}}))
         self.db.add_messages(conversation_id, items)
+
+
+def _last_assistant(history: Sequence[Message]) -> str:
+    return next((m["content"] for m in reversed(history) if m.get("role") == "assistant"
+                 and isinstance(m.get("content"), str)), "")
 
 
 def _collect(steps: Iterator[Event], into: list[Event]) -> Any:

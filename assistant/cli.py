@@ -136,6 +136,11 @@ def chat(ctx: click.Context, message: str, image: Path | None, user: str | None,
         ctx.exit(1)
 
 
+ANSWER_MODES = {"generated": "quoted from the documents, summary checked against them",
+                "quoted": "quoted from the documents; no summary passed the check",
+                "abstained": "the documents do not answer this; nothing was guessed"}
+
+
 def _print_event(event: Any) -> None:
     if isinstance(event, StepStarted):
         click.secho(f"⚙ {event.tool} {json.dumps(event.arguments, ensure_ascii=False)}",
@@ -153,6 +158,9 @@ def _print_event(event: Any) -> None:
         click.echo()
         for i, s in enumerate(event.sources, 1):
             click.secho(f"[{i}] {s['title']}", fg="bright_black")
+        if event.answer_mode in ANSWER_MODES:
+            click.secho(f"({ANSWER_MODES[event.answer_mode]}; conversation {event.conversation_id})",
+                        fg="bright_black", err=True)
     elif isinstance(event, ErrorEvent):
         click.secho(f"\nError: {event.message}", fg="red", err=True)
 

@@ -108,6 +108,15 @@ class WidgetSettings(BaseModel):
 class AgentSettings(BaseModel):
     max_message_chars: int = Field(20_000, ge=1)
     history_turns: int = Field(6, ge=0)
+    answer_mode: Literal["grounded", "passages"] = Field(
+        "grounded", description="grounded: quote, cite or abstain (checked); passages: the LLM "
+        "reads whole passages (the old path, kept as the benchmark's baseline)")
+    summary: bool = Field(True, description="a checked one-sentence summary after the quotes")
+    evidence_passages: int = Field(10, ge=1, le=20, description="passages searched for evidence "
+                                   "sentences in grounded mode")
+    general_confidence: float = Field(
+        0.5, ge=0.0, le=1.0, description="a 'no tool' decision this sure (and not about the "
+        "course) is a general request: answered by the model without searching the documents")
 
 
 class Settings(BaseSettings):

@@ -49,6 +49,11 @@ class Done:
     route: dict[str, Any] = field(default_factory=dict)
     usage: dict[str, int] = field(default_factory=dict)
     model: str = ""
+    answer_mode: str = "chat"
+    """``generated`` (quoted evidence + a summary that passed the check), ``quoted`` (evidence
+    only), ``abstained`` (the documents do not answer), ``tool`` (a tool's result), ``chat``."""
+    grounding: dict[str, Any] | None = None
+    """For knowledge answers: the answerability verdict, the evidence quoted, check problems."""
     type: Literal["done"] = "done"
 
 

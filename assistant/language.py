@@ -37,6 +37,22 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "I could not find anything about this in the documents I can search, so I won't guess.",
         "zh": "我在可检索的资料中没有找到相关内容，所以不做猜测。",
     },
+    "not_in_documents": {
+        "en": "The course documents I can search don't answer this, so I won't guess.",
+        "zh": "我能检索到的课程资料没有回答这个问题，所以不做猜测。",
+    },
+    "related_reading": {
+        "en": "Closest passages, as related reading:",
+        "zh": "最接近的相关内容，可供参考：",
+    },
+    "quote_intro": {
+        "en": "The course documents say:",
+        "zh": "课程资料中写道：",
+    },
+    "summary_intro": {
+        "en": "In short: ",
+        "zh": "简而言之：",
+    },
     "llm_failed": {
         "en": "Sorry, the language model is not available right now: {reason}",
         "zh": "抱歉，语言模型暂时不可用：{reason}",

@@ -4,6 +4,7 @@ and every prompt token costs ~25 ms on one CPU thread."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from assistant.llm.base import Message
@@ -63,6 +64,40 @@ def answer_messages(
         parts.append(_LEAD_IN[language])
     user = "\n".join(parts + [_QUESTION[language].format(q=question)]) if parts else question
     return [{"role": "system", "content": SYSTEM[language]}, *history, {"role": "user", "content": user}]
+
+
+_SUMMARY_SYSTEM = {
+    "en": ("You answer a learner's question in one short English sentence, using only the "
+           "numbered evidence. Copy numbers, dates, rooms and names exactly. If the question is "
+           "a yes/no question, start with Yes or No. If the evidence does not answer the "
+           "question, reply exactly: NOT FOUND"),
+    "zh": ("你只根据编号的证据，用一句简短的简体中文回答学习者的问题。数字、日期、教室和人名必须照抄。"
+           "如果是是非题，请以“可以”“不可以”“是”或“不是”开头。如果证据没有回答这个问题，只回复：NOT FOUND"),
+}
+_SUMMARY_USER = {"en": "Evidence:\n{evidence}\nQuestion: {q}\nAnswer:",
+                 "zh": "证据：\n{evidence}\n问题：{q}\n回答："}
+_NOT_FOUND = ("not found", "no answer", "does not say", "doesn't say", "没有提到", "未提及", "无法回答")
+
+
+def summary_messages(language: str, question: str, evidence: list[Any],
+                     yes_no: bool = False) -> list[Message]:
+    """The prompt for the one-sentence summary: the selected sentences only, no history (the
+    question was already rewritten with the conversation's context)."""
+    listed = "\n".join(f"[{e.n}] {e.text}" for e in evidence)
+    return [{"role": "system", "content": _SUMMARY_SYSTEM[language]},
+            {"role": "user", "content": _SUMMARY_USER[language].format(evidence=listed, q=question)}]
+
+
+def clean_summary(text: str) -> str:
+    """The model's first sentence, without its own citation attempts or quote marks."""
+    text = re.sub(r"\[\d+\]|\(\d+\)", "", text or "").strip().strip('"“”')
+    text = re.sub(r"^(?:answer|回答)\s*[:：]\s*", "", text, flags=re.I)
+    first = re.split(r"(?<=[.!?。！？])\s*", text, maxsplit=1)[0].strip()
+    return re.sub(r"\s+", " ", first)
+
+
+def says_not_found(text: str) -> bool:
+    return any(marker in text.lower() for marker in _NOT_FOUND)
 
 
 def extraction_messages(tool: Tool, message: str) -> list[Message]:

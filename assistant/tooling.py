@@ -41,6 +41,9 @@ class ToolContext:
     collection: str | None = None
     """The document collection the embedding page names (widget ``data-collection``): the
     default for knowledge search. Set by the caller, never by the model."""
+    previous_answer: str = ""
+    """On a follow-up ("something easier than those?"): the assistant's previous answer, so a
+    tool can leave out what it already showed. Set by the agent, never by the model."""
 
     @property
     def image(self) -> Upload | None:

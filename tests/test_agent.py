@@ -131,17 +131,29 @@ def test_history_is_sent_on_the_next_turn(make_agent) -> None:
 
 
 def test_arguments_come_from_the_llm_when_no_extractor_applies(make_agent) -> None:
-    script = ['{"value": 5, "unit_from": "mile", "unit_to": "km"}', "5 miles is about 8 km."]
+    script = ['{"value": 5, "unit_from": "miles", "unit_to": "kilometres"}',
+              "5 miles is about 8 km."]
     agent, backend, _ = make_agent(script)
     events = list(agent.run("Convert 5 miles to kilometres please"))
     started = next(e for e in events if isinstance(e, StepStarted))
-    assert started.arguments == {"value": 5.0, "unit_from": "mile", "unit_to": "km"}
+    assert started.arguments == {"value": 5.0, "unit_from": "miles", "unit_to": "kilometres"}
     assert backend.requests[0].json_schema is not None
     assert _done(events).tools == ["convert_units"]
 
 
+def test_llm_arguments_the_learner_never_gave_are_dropped_not_used(make_agent) -> None:
+    """The model copies values from the schema or its own knowledge: a unit the message does
+    not name is not used; the learner is told what is missing instead."""
+    agent, _, _ = make_agent(['{"value": 5, "unit_from": "miles", "unit_to": "furlongs"}'])
+    events = list(agent.run("Convert 5 miles please"))
+    assert not any(isinstance(e, StepStarted) and e.arguments for e in events)
+    finished = next(e for e in events if isinstance(e, StepFinished))
+    assert not finished.ok and "unit_to" in finished.error
+    assert "furlongs" not in _done(events).text
+
+
 def test_llm_arguments_of_the_wrong_type_give_a_polite_sentence(make_agent) -> None:
-    agent, _, _ = make_agent(['{"value": "five", "unit_from": "mile", "unit_to": "km"}'])
+    agent, _, _ = make_agent(['{"value": "five", "unit_from": "miles", "unit_to": "kilometres"}'])
     events = list(agent.run("Convert 5 miles to kilometres please"))
     finished = next(e for e in events if isinstance(e, StepFinished))
     assert not finished.ok and "value" in finished.error
@@ -258,15 +270,35 @@ def kb_agent(make_agent):
     return make
 
 
-def test_knowledge_answers_cite_their_sources(kb_agent) -> None:
-    agent, backend, _ = kb_agent(["You may miss at most three classes [1]."])
+def test_knowledge_answers_quote_and_cite_their_evidence(kb_agent) -> None:
+    agent, backend, _ = kb_agent(["You may miss at most three classes per term."])
     events = list(agent.run("What does the handbook say about attendance?"))
     done = _done(events)
-    assert done.tools == ["knowledge_search"]
+    assert done.tools == ["knowledge_search"] and done.answer_mode == "generated"
     assert done.sources[0]["title"] == "Handbook §2 Attendance" and done.sources[0]["uri"] == "handbook.md"
+    first = next(e for e in events if isinstance(e, TextDelta))
+    assert "> Students may miss at most three classes per term. [1]" in first.text  # quote first
+    assert done.text.endswith("You may miss at most three classes per term [1].")
     prompt = backend.requests[-1].messages[-1]["content"]
-    assert "[1] Handbook §2 Attendance" in prompt
+    assert "[1] Students may miss at most three classes per term." in prompt
+    assert done.grounding["answerable"] and done.grounding["evidence"][0]["n"] == 1
     assert any(e.type == "sources" for e in events)
+
+
+def test_a_summary_that_changes_a_number_is_not_shown(kb_agent) -> None:
+    agent, _, db = kb_agent(["You may miss at most five classes per term."])
+    done = _done(list(agent.run("What does the handbook say about attendance?")))
+    assert done.answer_mode == "quoted" and "five" not in done.text
+    assert "three classes per term. [1]" in done.text
+    assert any("number" in p for p in done.grounding["check"])
+
+
+def test_passages_mode_is_todays_path(kb_agent, tmp_path) -> None:
+    agent, backend, _ = kb_agent(["You may miss at most three classes [1]."])
+    agent.settings.agent.answer_mode = "passages"
+    done = _done(list(agent.run("What does the handbook say about attendance?")))
+    prompt = backend.requests[-1].messages[-1]["content"]
+    assert "[1] Handbook §2 Attendance" in prompt and done.answer_mode == "tool"
 
 
 def test_knowledge_with_nothing_relevant_says_so_instead_of_inventing(kb_agent) -> None:
@@ -277,12 +309,29 @@ def test_knowledge_with_nothing_relevant_says_so_instead_of_inventing(kb_agent) 
     assert not any(r.stream for r in backend.requests)
 
 
-def test_small_talk_falls_back_to_a_quiet_search(kb_agent) -> None:
+def test_a_general_request_is_answered_without_searching(kb_agent) -> None:
+    agent, backend, _ = kb_agent(["Learning is a lamp."])
+    events = list(agent.run("Thanks, have a nice day!"))
+    done = _done(events)
+    assert not any(isinstance(e, (StepStarted, StepFinished)) for e in events)
+    assert done.tools == [] and "general request" in done.route["reason"]
+    assert done.answer_mode == "chat" and done.text == "Learning is a lamp."
+
+
+def test_an_unsure_no_tool_decision_falls_back_to_a_quiet_search(kb_agent) -> None:
     agent, _, _ = kb_agent()
+    agent.settings.agent.general_confidence = 1.01  # never sure enough to skip the search
     events = list(agent.run("Thanks, have a nice day!"))
     done = _done(events)
     assert not any(isinstance(e, (StepStarted, StepFinished)) for e in events)
     assert done.tools == [] and "nothing relevant" in done.route["reason"]
+
+
+def test_a_course_fact_with_no_document_is_not_answered_by_the_model(kb_agent) -> None:
+    agent, backend, _ = kb_agent(["The tuition is 1000 yuan."])
+    done = _done(list(agent.run("How much is the tuition fee for this course?")))
+    assert "1000" not in done.text and done.answer_mode == "abstained"
+    assert not backend.requests
 
 
 def test_observers_get_a_record_of_each_finished_turn(make_agent) -> None:

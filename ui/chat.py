@@ -166,6 +166,9 @@ def _format_arguments(arguments: dict[str, Any]) -> str:
     return f"`{text}`"
 
 
+GROUNDED_MODES = ("generated", "quoted", "abstained")  # how a knowledge answer was made
+
+
 def format_sources(sources: Sequence[dict[str, Any]], lang: str) -> str:
     lines: list[str] = []
     for n, source in enumerate(sources, start=1):
@@ -253,7 +256,9 @@ class TurnView:
 
     def messages(self) -> list[gr.ChatMessage]:
         out = [step.message(self.lang) for step in self.steps.values()]
-        body = "\n\n".join(p for p in (self.text.strip(), self.notice) if p)
+        mode = self.done.answer_mode if self.done is not None else ""
+        badge = t(f"mode_{mode}", self.lang) if mode in GROUNDED_MODES else ""
+        body = "\n\n".join(p for p in (self.text.strip(), badge, self.notice) if p)
         if not body and self.done is not None:
             body = t("no_answer", self.lang)
         if body:

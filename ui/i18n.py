@@ -71,6 +71,18 @@ STRINGS: dict[str, dict[Lang, str]] = {
         "en": "Sorry, something went wrong on our side. Please try again.",
         "zh": "抱歉，系统出了点问题，请再试一次。",
     },
+    "mode_generated": {
+        "en": "*Quoted from the course documents; the summary was checked against them.*",
+        "zh": "*引自课程资料；简要回答已与原文核对。*",
+    },
+    "mode_quoted": {
+        "en": "*Quoted from the course documents (no summary passed the fact check).*",
+        "zh": "*引自课程资料（没有通过事实核对的简要回答，因此只显示原文）。*",
+    },
+    "mode_abstained": {
+        "en": "*The documents do not answer this, so nothing was guessed.*",
+        "zh": "*资料中没有答案，因此没有做任何猜测。*",
+    },
     "no_answer": {
         "en": "I have no answer to that yet.",
         "zh": "我暂时无法回答这个问题。",

@@ -152,7 +152,9 @@ def _extension(turn: TurnRun) -> dict[str, Any]:
     done = turn.done
     return {"steps": turn.step_list, "sources": done.sources if done else [],
             "conversation_id": done.conversation_id if done else None,
-            "route": done.route if done else {}, "backend_model": done.model if done else None}
+            "route": done.route if done else {}, "backend_model": done.model if done else None,
+            "answer_mode": done.answer_mode if done else None,
+            "grounding": done.grounding if done else None}
 
 
 def _usage(turn: TurnRun) -> dict[str, int]:

@@ -30,6 +30,10 @@ MAX_K = 20
 DIVERSITY_DECAY = 0.75
 """Each earlier pick from the same subject multiplies an item's score by this."""
 
+_UNUSABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+"""Control characters and lone surrogates, removed from a free topic before it is embedded
+(the embedder cannot encode a lone surrogate)."""
+
 SUBJECT_ALIASES = {
     "math": "mathematics", "maths": "mathematics", "数学": "mathematics", "物理": "physics",
     "化学": "chemistry", "生物": "biology", "biology": "biology", "programming": "computer science",
@@ -95,8 +99,9 @@ def normalise_level(level: str | None) -> str | None:
         return None
     value = _LEVEL_ALIASES.get(level.strip().lower(), level.strip().lower())
     if value not in LEVELS:
-        raise InvalidInput(f"unknown level {level!r}: use beginner, intermediate or advanced",
-                           zh=f"没有“{level}”这个级别：请用入门、中级或高级")
+        name = _UNUSABLE.sub("?", level.strip()[:40]) + ("…" if len(level.strip()) > 40 else "")
+        raise InvalidInput(f"unknown level {name!r}: use beginner, intermediate or advanced",
+                           zh=f"没有“{name}”这个级别：请用入门、中级或高级")
     return value
 
 
@@ -110,7 +115,8 @@ def resolve_subject(subject: str | None, subjects: set[str]) -> tuple[str | None
     alias = SUBJECT_ALIASES.get(text)
     if alias in subjects:
         return alias, None
-    return None, subject.strip()[:200]
+    topic = " ".join(_UNUSABLE.sub(" ", subject[:800]).split())[:200]
+    return None, topic or None
 
 
 def _model_for(settings: Settings, tenant: str, catalog: list[CatalogItem]) -> RecModel:
@@ -163,7 +169,9 @@ def _diversify(order: list[int], scores: np.ndarray, subjects: list[str], k: int
 
 def recommend(tenant: str, user: str, *, k: int = 5, subject: str | None = None,
               level: str | None = None, language: str = "en",
-              settings: Settings | None = None) -> RecommendationList:
+              settings: Settings | None = None, shown: str = "") -> RecommendationList:
+    """``shown``: text the learner has already seen (the previous answer on "something else /
+    easier than those?"): resources whose title appears in it are left out while others remain."""
     settings = settings or get_settings()
     if not 1 <= k <= MAX_K:
         raise InvalidInput(f"k must be between 1 and {MAX_K}", zh=f"推荐数量必须在 1 到 {MAX_K} 之间")
@@ -196,6 +204,9 @@ def recommend(tenant: str, user: str, *, k: int = 5, subject: str | None = None,
     known = set(by_id)
     candidates = [j for j, item_id in enumerate(model.item_ids) if item_id in by_id
                   and _eligible(by_id[item_id], completed, known, level, subject_filter)]
+    seen = _shown_ids(catalog, shown)
+    if seen and any(model.item_ids[j] not in seen for j in candidates):
+        candidates = [j for j in candidates if model.item_ids[j] not in seen]
     needed_for: dict[int, str] = {}
     if not candidates and (level or subject_filter):
         # Nothing at that level/subject is open yet: recommend what unlocks it.
@@ -233,6 +244,13 @@ def recommend(tenant: str, user: str, *, k: int = 5, subject: str | None = None,
                              relevance, needed_for.get(j)) for j in picks]
     return RecommendationList(items=items, language=lang, model=model, weights=blend.weights,
                               cold=not np.any(history), relaxed_language=relaxed and bool(picks))
+
+
+def _shown_ids(catalog: list[CatalogItem], shown: str) -> set[str]:
+    if not shown:
+        return set()
+    return {c.id for c in catalog
+            if any(t and len(t) >= 4 and t in shown for t in (c.title, c.title_zh))}
 
 
 def _title(item: CatalogItem, lang: str) -> str:

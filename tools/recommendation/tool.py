@@ -52,7 +52,7 @@ EXAMPLES = [
     "有什么适合我的学习资源推荐吗？",
     "帮我推荐几个入门的物理课程",
     "我想学机器学习，推荐点课程",
-    "我该怎么安排接下来的学习？",
+    "接下来我该学哪些内容？",
     "推荐一些高级数学课程",
     "我刚来，应该从哪里开始学？",
     "根据我学过的内容推荐下一门课",
@@ -61,7 +61,7 @@ EXAMPLES = [
     "我想提高英语，选什么课好？",
     "和我差不多的同学都在学什么？",
     "帮我选一门编程课",
-    "这周学点什么好？推荐一下",
+    "最近学点什么好？推荐一下",
     "推荐两门历史课",
     "我已经完成了Python入门，下一门学什么？",
     "有中级的数据科学课程推荐吗？",
@@ -70,7 +70,7 @@ EXAMPLES = [
     "我有一个小时空闲，学点什么好？",
     "推荐几门经济学的课",
     "适合初学者的语文课有哪些？",
-    "为我规划下一步的学习内容",
+    "为我挑选下一步要学的内容",
 ]
 
 
@@ -89,7 +89,8 @@ def recommend_resources(
     settings = context.settings or get_settings()
     try:
         result = recommend(context.tenant, context.user, k=k, subject=subject, level=level,
-                           language=context.language, settings=settings)
+                           language=context.language, settings=settings,
+                           shown=getattr(context, "previous_answer", "") or "")
     except (InvalidInput, NotFound) as exc:
         raise ToolError(exc.message, zh=exc.zh) from None
     model = result.model

@@ -27,6 +27,9 @@
           placeholder: "Ask a question…", attach: "Attach an image", attached: "Image attached: ",
           remove: "Remove the image", imageOnly: "(an image)", thinking: "Thinking…", tool: "Using tool: ", done: "Done: ",
           failed: "Failed: ", sources: "Sources", you: "You", bot: "Assistant",
+          mode_generated: "Quoted from the course documents; the summary was checked against them.",
+          mode_quoted: "Quoted from the course documents (no summary passed the fact check).",
+          mode_abstained: "The documents do not answer this, so nothing was guessed.",
           refused: "This assistant cannot be used here: ", quota: "You have reached the usage limit for now. Please try again after ",
           network: "The assistant cannot be reached right now. Please try again later.",
           uploading: "Uploading the image…", welcome: "Hello! How can I help you learn today?",
@@ -35,6 +38,9 @@
           placeholder: "请输入问题…", attach: "添加图片", attached: "已添加图片：",
           remove: "移除图片", imageOnly: "（一张图片）", thinking: "思考中…", tool: "正在使用工具：", done: "完成：",
           failed: "失败：", sources: "来源", you: "你", bot: "助手",
+          mode_generated: "引自课程资料；简要回答已与原文核对。",
+          mode_quoted: "引自课程资料（没有通过事实核对的简要回答，因此只显示原文）。",
+          mode_abstained: "资料中没有答案，因此没有做任何猜测。",
           refused: "此网站无法使用该助手：", quota: "您已达到当前的使用上限，请在以下时间后再试：",
           network: "暂时无法连接助手，请稍后再试。",
           uploading: "正在上传图片…", welcome: "你好！今天想学点什么？",
@@ -196,6 +202,10 @@
       state.conversation = data.conversation_id || state.conversation;
       if (ctx.answer.classList.contains("mw-pending")) { ctx.answer.classList.remove("mw-pending"); ctx.answer.textContent = data.text || ""; }
       ctx.answer.parentNode.setAttribute("data-done", "1");
+      if (t["mode_" + data.answer_mode]) {  // how a knowledge answer was made: quoted, checked, or none
+        ctx.answer.parentNode.setAttribute("data-answer-mode", data.answer_mode);
+        ctx.answer.parentNode.appendChild(el("div", { "class": "mw-answer-mode" }, t["mode_" + data.answer_mode]));
+      }
     } else if (type === "error") {
       ctx.answer.classList.remove("mw-pending");
       if (!ctx.answer.textContent || ctx.answer.textContent === t.thinking) { ctx.answer.parentNode.remove(); }

@@ -1,0 +1,132 @@
+"""Check a generated answer against the evidence it cites, and add ``[n]`` markers.
+
+Numbers (digits, English words, Chinese numerals), room and course codes, capitalised names and
+yes/no polarity in the answer must all be found in the evidence. Any failure means the answer
+is not shown; the quoted evidence stands instead. The check is strict on purpose: a false alarm
+costs a paraphrase, a miss costs a learner a wrong rule.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from assistant.grounding.evidence import Evidence
+from assistant.grounding.focus import negated, numbers, stance
+from assistant.language import detect_language
+from knowledge.lexical import tokenize
+
+_MARKER = re.compile(r"\s*\[\d+\]")
+_CODE = re.compile(r"\b[A-Z]{1,4}\s?-?\d{2,4}[A-Z]?\b")
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z]+(?:\s+[A-Z][a-z]+)+)\b")
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*")
+MIN_WORD_SUPPORT = 0.6  # share of an English answer's content words found in evidence/question
+_GENERIC = frozenset("""
+yes no answer evidence according documents document course handbook says said short learner
+allowed allow required need needs must may can also only use used using get take one
+""".split())
+
+
+@dataclass
+class Check:
+    ok: bool
+    problems: list[str] = field(default_factory=list)
+
+
+def _norm(text: str) -> str:
+    return unicodedata.normalize("NFKC", text)
+
+
+MIN_CHARS = {"en": 12, "zh": 6}
+
+
+def check_answer(answer: str, evidence: Sequence[Evidence], question: str = "",
+                 kind: str = "open") -> Check:
+    """Whether every number, code, name and polarity in ``answer`` is backed by ``evidence``.
+    ``kind`` is the question's answer type (``grounding.focus.answer_type``)."""
+    text = _MARKER.sub("", _norm(answer)).strip()
+    source = _norm(" ".join(e.context for e in evidence))
+    problems: list[str] = []
+    yes_no = kind == "yesno"
+    if len(text) < MIN_CHARS["zh" if _is_cjk(text) else "en"]:
+        return Check(False, ["too short to be an answer"])
+    if not yes_no and stance(text) is not None and len(text) < 40:
+        return Check(False, ["a yes/no reply to a question that is not yes/no"])
+    if not _shares_content(text, source):
+        return Check(False, ["the answer shares no content with the evidence"])
+    values = {round(n.value, 4) for n in numbers(source)}
+    for n in numbers(text):
+        if round(n.value, 4) not in values:
+            problems.append(f"number {n.text!r} is not in the evidence")
+    lowered = source.lower().replace(" ", "")
+    for code in _CODE.findall(text):
+        if code.lower().replace(" ", "").replace("-", "") not in lowered.replace("-", ""):
+            problems.append(f"code {code!r} is not in the evidence")
+    for name in _NAME.findall(text):
+        if name.lower() not in source.lower() and name.lower() not in question.lower():
+            problems.append(f"name {name!r} is not in the evidence")
+    problems += _polarity(text, evidence, yes_no)
+    problems += _unsupported_words(text, source, question)
+    return Check(not problems, problems)
+
+
+def _shares_content(text: str, source: str) -> bool:
+    """At least one content term (or, across scripts, one number) in common."""
+    terms = {t for t in tokenize(text) if len(t) > 1}
+    if terms & set(tokenize(source)):
+        return True
+    return any(n.value in {m.value for m in numbers(source)} for n in numbers(text))
+
+
+def _polarity(text: str, evidence: Sequence[Evidence], yes_no: bool) -> list[str]:
+    evidence_negated = any(negated(e.text) for e in evidence)
+    said = stance(text)
+    if said == "yes" and evidence_negated:
+        return ["answers yes, but the evidence carries a negation or restriction"]
+    if said == "no" and not evidence_negated:
+        return ["answers no, but the evidence has no negation"]
+    if negated(text) and not evidence_negated:
+        return ["the answer negates what the evidence states plainly"]
+    if yes_no and evidence_negated and not negated(text):
+        return ["the evidence restricts or negates, the answer does not"]
+    return []
+
+
+def _unsupported_words(text: str, source: str, question: str) -> list[str]:
+    """An English answer whose content words are mostly not in the evidence is invented
+    (skipped when the answer and evidence are in different scripts)."""
+    words = [t for t in tokenize(text) if t.isascii() and t.isalpha() and t not in _GENERIC]
+    if len(words) < 3 or detect_language(source) != "en":
+        return []
+    known = set(tokenize(source)) | set(tokenize(question))
+    stems = {t[:4] for t in known if len(t) >= 4}
+    found = sum(1 for w in words if w in known or (len(w) >= 4 and w[:4] in stems))
+    if found / len(words) < MIN_WORD_SUPPORT:
+        return [f"only {found}/{len(words)} content words are in the evidence"]
+    return []
+
+
+def cite(text: str, evidence: Sequence[Evidence]) -> str:
+    """Append ``[n]`` to each sentence of ``text`` that has none: the source whose evidence
+    shares the most terms with it (the first evidence when nothing is shared)."""
+    if not evidence:
+        return text
+    out: list[str] = []
+    for sentence in (s for s in _SENTENCE_END.split(text.strip()) if s.strip()):
+        if _MARKER.search(sentence):
+            out.append(sentence)
+            continue
+        terms = set(tokenize(sentence))
+        best = max(evidence, key=lambda e: len(terms & set(tokenize(e.text))))
+        body = sentence.rstrip()
+        end = body[-1] if body and body[-1] in ".!?。！？" else ""
+        body = body[:-1] if end else body
+        out.append(f"{body} [{best.n}]{end}")
+    joiner = "" if all(_is_cjk(s) for s in out) else " "
+    return joiner.join(out)
+
+
+def _is_cjk(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
