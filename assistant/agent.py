@@ -312,7 +312,8 @@ class Agent:
             return Plan(tool, {"query": query}, route, query=query)
         args: dict[str, Any] = {}
         if tool.extractor is not None:
-            for text in (follow.previous, message):  # the new message's values win
+            texts = (follow.previous, followups.with_new_payload(follow.previous, message), message)
+            for text in texts:  # later values win: the new text, then what the message adds
                 try:
                     args.update(tool.extractor(text, context) or {})
                 except MentorlyError:

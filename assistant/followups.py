@@ -107,6 +107,16 @@ def rewrite(previous: str, message: str) -> str:
     return f"{core} ({context})" if context else core
 
 
+def with_new_payload(previous: str, message: str) -> str:
+    """"那这句呢：“B”" after "这句话是什么情感：“A”": the previous request with B in place of A
+    (so the tool's own extractor reads the same instruction with the new text). Without a
+    quote in both, the follow-up itself."""
+    new, old = _QUOTE.search(message), _QUOTE.search(previous)
+    if new is None or old is None:
+        return message
+    return previous[:old.start()] + new.group() + previous[old.end():]
+
+
 def _unit(match: re.Match[str]) -> str:
     groups = [g for g in match.groups() if g and not re.fullmatch(r"[\d一二两三四五六七八九十]+|"
                                                                  r"one|two|three|four|five|six|"
