@@ -91,7 +91,7 @@ def summary_part(text: str) -> str:
 
 
 def contradiction(item: dict[str, Any], text: str, sources: list[dict[str, Any]]) -> str | None:
-    from assistant.grounding.focus import numbers
+    from assistant.grounding.numbers import numbers
 
     answer = summary_part(text)
     gold = item.get("answer")

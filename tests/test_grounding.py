@@ -8,7 +8,9 @@ import pytest
 from assistant.followups import detect, is_elliptical, rewrite
 from assistant.grounding import check_answer, cite, judge, select_evidence, split_sentences
 from assistant.grounding.evidence import Evidence, score_sentences
-from assistant.grounding.focus import answer_type, asks_institution, negated, numbers, stance
+from assistant.grounding.focus import answer_type, asks_institution
+from assistant.grounding.numbers import numbers
+from assistant.grounding.polarity import negated, stance
 from assistant.tooling import Source
 
 EXAMS = Source(title="CS101 Handbook — Exam dates", text=(

@@ -14,7 +14,8 @@ import re
 from dataclasses import dataclass, field
 
 from assistant.grounding.evidence import Evidence
-from assistant.grounding.focus import answer_type, codes, coverage, holds, slots, subject_terms
+from assistant.grounding.focus import answer_type, holds
+from assistant.grounding.terms import codes, coverage, slots, subject_terms
 
 MIN_MARGIN = 0.05  # relevance margin of the supporting sentence
 MIN_COVERAGE = 0.4  # share of the question's subject terms in the sentence + heading

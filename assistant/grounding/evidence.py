@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from assistant.grounding.focus import coverage, has_term, subject_terms, term_set
 from assistant.grounding.sentences import split_sentences
+from assistant.grounding.terms import coverage, has_term, subject_terms, term_set
 from assistant.tooling import Source
 from knowledge.embedders import Embedder
 from knowledge.relevance import Baseline

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from assistant.grounding.evidence import Evidence
-from assistant.grounding.focus import negated, numbers, stance
+from assistant.grounding.numbers import numbers
+from assistant.grounding.polarity import negated, stance
 from assistant.language import detect_language
 from knowledge.lexical import tokenize
 

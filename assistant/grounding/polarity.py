@@ -1,0 +1,31 @@
+"""Yes/no polarity: negation and restriction cues, and the stance an answer opens with."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_NEGATION = re.compile(r"\b(?:not|no|never|cannot|can't|cant|mustn't|won't|isn't|aren't|don't|"
+                       r"doesn't|didn't|shouldn't|prohibited|forbidden|banned|none|nor|neither|"
+                       r"without|except|only)\b|n't\b|不|没|禁止|严禁|不得|无|非|勿|未|仅|只", re.I)
+
+
+def negated(text: str) -> bool:
+    """Whether ``text`` carries a negation or restriction cue (not, cannot, only, 不得, 禁止…)."""
+    return bool(_NEGATION.search(unicodedata.normalize("NFKC", text)))
+
+
+_YES_START = re.compile(r"^\s*(?:yes|yeah|yep|sure|of course|certainly|absolutely|correct|"
+                        r"that's right|是的|是|可以|能|对|没错|当然|允许)(?:\b|[，,。.!！])", re.I)
+_NO_START = re.compile(r"^\s*(?:no|nope|not|never|不|不行|不可以|不能|不允许|没有|否)"
+                       r"(?:\b|[，,。.!！])", re.I)
+
+
+def stance(text: str) -> str | None:
+    """``yes`` / ``no`` when an answer opens with one, else ``None``."""
+    t = unicodedata.normalize("NFKC", text)
+    if _NO_START.search(t):
+        return "no"
+    if _YES_START.search(t):
+        return "yes"
+    return None
