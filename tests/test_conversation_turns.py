@@ -160,3 +160,25 @@ def test_the_grounded_path_runs_unchanged_over_an_openai_compatible_server(
     sent = httpx.get(f"{openai_server}/requests").json()
     assert "Grace days cannot be used for the final project." in json.dumps(sent[-1]["body"],
                                                                              ensure_ascii=False)
+
+
+def test_openai_clients_sending_the_whole_conversation_get_follow_ups_too(runtime) -> None:
+    from openai import OpenAI
+
+    from tests.support.live_api import serve
+
+    server, app = serve(runtime)
+    try:
+        key, _ = app.state.keys.create("acme", "chat")
+        client = OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0, timeout=60)
+        done = client.chat.completions.create(model="mentorly", messages=[
+            {"role": "user", "content": "这句话是什么情感：“老师讲得太好了”"},
+            {"role": "assistant", "content": "这句话是正面的。"},
+            {"role": "user", "content": "那这句呢：“作业太难了，我快崩溃了”"}])
+        extra = done.model_extra["mentorly"]  # type: ignore[index]
+        (step,) = extra["steps"]
+        assert step["tool"] == "classify_text" and extra["route"]["follow_up"]
+        assert step["arguments"]["text"] == "作业太难了，我快崩溃了"
+        assert extra["answer_mode"] == "tool"
+    finally:
+        server.stop()
