@@ -17,7 +17,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
-from assistant import followups, prompts
+from assistant import followups, intents, prompts
 from assistant.answering import grounded_answer
 from assistant.arguments import grounded_arguments, missing_required
 from assistant.config import Settings
@@ -42,6 +42,7 @@ from assistant.tooling import Source, Tool, ToolContext, ToolResult, Upload
 log = logging.getLogger(__name__)
 KNOWLEDGE = "knowledge"  # the capability searched when no tool is chosen
 LEAD_IN_TOKENS = 60  # the answer before a tool's ``display`` block is one sentence
+RECOMMEND = "recommend"
 FOLLOW_UP_OVERRIDE = 0.8  # a follow-up keeps its tool unless the router is this sure of another
 
 
@@ -281,16 +282,26 @@ class Agent:
             follow = self._follow_up(message, context, history, decision)
             if follow is not None:
                 return follow
-        if decision.tool:
-            return Plan(self.registry.get(decision.tool), None, route)
         knowledge = self.registry.by_capability(KNOWLEDGE)
-        general = (decision.confidence >= self.settings.agent.general_confidence
-                   and not asks_institution(message))
-        if knowledge is not None and message and not general:
-            route["reason"] = f"{route['reason']}; fallback: {knowledge.name}"
-            return Plan(knowledge, None, route, fallback=True)
+        general = intents.is_general_request(message)
+        if decision.tool:
+            tool = self.registry.get(decision.tool)
+            if general and decision.confidence < self.settings.agent.general_override:
+                route.update(tool=None, reason=f"{route['reason']} ({tool.name} "
+                             f"{decision.confidence:.2f}); general request: no tool")
+                return Plan(None, None, route)
+            if (tool.capability == RECOMMEND and knowledge is not None
+                    and intents.names_course_item(message)):
+                route.update(tool=knowledge.name, reason=f"{route['reason']} ({tool.name}); "
+                             "names a course or week: the documents, not recommendations")
+                return Plan(knowledge, None, route)
+            return Plan(tool, None, route)
         if general:
             route["reason"] = f"{route['reason']}; general request: answered without a tool"
+            return Plan(None, None, route)
+        if knowledge is not None and message:
+            route["reason"] = f"{route['reason']}; fallback: {knowledge.name}"
+            return Plan(knowledge, None, route, fallback=True)
         return Plan(None, None, route)
 
     def _follow_up(self, message: str, context: ToolContext, history: list[Message],

@@ -114,9 +114,9 @@ class AgentSettings(BaseModel):
     summary: bool = Field(True, description="a checked one-sentence summary after the quotes")
     evidence_passages: int = Field(10, ge=1, le=20, description="passages searched for evidence "
                                    "sentences in grounded mode")
-    general_confidence: float = Field(
-        0.5, ge=0.0, le=1.0, description="a 'no tool' decision this sure (and not about the "
-        "course) is a general request: answered by the model without searching the documents")
+    general_override: float = Field(
+        0.9, ge=0.0, le=1.0, description="a general request (write, explain, plan, translate…) "
+        "gets no tool unless the router chose one at least this sure")
 
 
 class Settings(BaseSettings):

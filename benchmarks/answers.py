@@ -207,6 +207,10 @@ def aggregate(items: list[dict[str, Any]], results: list[dict[str, Any]]) -> dic
         general = [r["route_ok"] for i, r in pairs if i["kind"] == "general"]
         ttft = [r["ttft"] for i, r in pairs if i["route"] == "knowledge" and r["ttft"] is not None]
         total = [r["total"] for i, r in pairs if i["route"] == "knowledge"]
+        modes: dict[str, int] = defaultdict(int)
+        for i, r in pairs:
+            if i["route"] == "knowledge" and i["kind"] != "unanswerable":
+                modes[r["mode"]] += 1
         out[half] = {
             "fact_accuracy_en": rate(facts["en"]), "fact_accuracy_zh": rate(facts["zh"]),
             "fact_accuracy_cross": rate(facts["cross"]),
@@ -219,6 +223,7 @@ def aggregate(items: list[dict[str, Any]], results: list[dict[str, Any]]) -> dic
             "ttft_p50_s": round(percentile(ttft, 0.5), 2), "ttft_p95_s": round(percentile(ttft, 0.95), 2),
             "total_p50_s": round(percentile(total, 0.5), 2),
             "total_p95_s": round(percentile(total, 0.95), 2),
+            "answer_modes": dict(sorted(modes.items())),
         }
     return out
 

@@ -110,7 +110,7 @@ _INSTITUTION = re.compile(
     r"ta|tas|teaching assistant|lecturer|professor|instructor|teacher|tutor|semester|term|"
     r"enrol|enroll|register|registration|campus|school|college|university|department|policy|"
     r"rule|rules|attendance|absence|late|extension|grace|plagiarism|safety|parking|canteen|"
-    r"dorm|scholarship|[A-Z]{2,4}\s?\d{3})\b|课程|这门课|考试|期中|期末|测验|讲课|上课|实验|作业|"
+    r"dorm|scholarship|[A-Z]{2,4}[\s-]?\d{3})\b|课程|这门课|考试|期中|期末|测验|讲课|上课|实验|作业|"
     r"项目|截止|成绩|学分|学费|费用|退费|退款|罚款|教材|课本|图书馆|教室|答疑|助教|老师|教授|讲师|"
     r"学期|报名|注册|校园|学校|学院|大学|规定|政策|考勤|缺勤|迟交|延期|抄袭|安全|停车|食堂|宿舍|"
     r"奖学金", re.I)
