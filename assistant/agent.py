@@ -173,7 +173,7 @@ class Agent:
         elif grounded:
             answer = yield from grounded_answer(
                 plan.query or message, language, sources, embedder=self._embedder(),
-                backend=self._backend(), usage=usage, summarise=self.settings.agent.summary)
+                backend=self._backend(), usage=usage, summary=self.settings.agent.summary)
             text, model, answer_mode = answer.text, answer.model, answer.mode
             grounding = answer.grounding()
         else:

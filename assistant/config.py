@@ -111,7 +111,9 @@ class AgentSettings(BaseModel):
     answer_mode: Literal["grounded", "passages"] = Field(
         "grounded", description="grounded: quote, cite or abstain (checked); passages: the LLM "
         "reads whole passages (the old path, kept as the benchmark's baseline)")
-    summary: bool = Field(True, description="a checked one-sentence summary after the quotes")
+    summary: Literal["auto", "always", "never"] = Field(
+        "auto", description="a checked one-sentence summary after the quotes: auto = for yes/no "
+        "questions and evidence in the other language")
     evidence_passages: int = Field(10, ge=1, le=20, description="passages searched for evidence "
                                    "sentences in grounded mode")
     general_override: float = Field(

@@ -67,15 +67,20 @@ def answer_messages(
 
 
 _SUMMARY_SYSTEM = {
-    "en": ("You answer a learner's question in one short English sentence, using only the "
-           "numbered evidence. Copy numbers, dates, rooms and names exactly. If the question is "
-           "a yes/no question, start with Yes or No. If the evidence does not answer the "
-           "question, reply exactly: NOT FOUND"),
-    "zh": ("你只根据编号的证据，用一句简短的简体中文回答学习者的问题。数字、日期、教室和人名必须照抄。"
-           "如果是是非题，请以“可以”“不可以”“是”或“不是”开头。如果证据没有回答这个问题，只回复：NOT FOUND"),
+    "en": ("Answer the learner's question in one short English sentence, using only the "
+           "numbered evidence. Copy numbers, dates, times, rooms and names exactly as written."),
+    "zh": ("只根据编号的证据，用一句简短的简体中文回答学习者的问题。"
+           "数字、日期、时间、教室和人名必须照抄原文。"),
 }
-_SUMMARY_USER = {"en": "Evidence:\n{evidence}\nQuestion: {q}\nAnswer:",
-                 "zh": "证据：\n{evidence}\n问题：{q}\n回答："}
+_SUMMARY_USER = {"en": "Evidence:\n{evidence}\nQuestion: {q}",
+                 "zh": "证据：\n{evidence}\n问题：{q}"}
+# one worked example: a 0.5B model copies the shape of an answer far better than it follows rules
+_SUMMARY_EXAMPLE = {
+    "en": ("[1] Lab reports are due on Fridays at 17:00; late reports are not accepted.",
+           "When are lab reports due?", "Lab reports are due on Fridays at 17:00."),
+    "zh": ("[1] 实验报告须在每周五 17:00 前提交，逾期不予接受。", "实验报告什么时候交？",
+           "实验报告须在每周五 17:00 前提交。"),
+}
 _NOT_FOUND = ("not found", "no answer", "does not say", "doesn't say", "没有提到", "未提及", "无法回答")
 
 
@@ -84,7 +89,11 @@ def summary_messages(language: str, question: str, evidence: list[Any],
     """The prompt for the one-sentence summary: the selected sentences only, no history (the
     question was already rewritten with the conversation's context)."""
     listed = "\n".join(f"[{e.n}] {e.text}" for e in evidence)
+    example_evidence, example_q, example_a = _SUMMARY_EXAMPLE[language]
     return [{"role": "system", "content": _SUMMARY_SYSTEM[language]},
+            {"role": "user", "content": _SUMMARY_USER[language].format(evidence=example_evidence,
+                                                                       q=example_q)},
+            {"role": "assistant", "content": example_a},
             {"role": "user", "content": _SUMMARY_USER[language].format(evidence=listed, q=question)}]
 
 

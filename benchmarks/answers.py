@@ -15,7 +15,7 @@ retrieved passages, or a forbidden near-miss value), share of factual answers wi
 visible token / to the whole answer of knowledge answers (p50/p95).
 
     python benchmarks/answers.py [--quick] [--json] [--half tune|held|both] [--no-baseline]
-                                 [--no-summary] [--limit N] [--show-failures]
+                                 [--summary auto|always|never] [--limit N] [--show-failures]
 """
 
 from __future__ import annotations
@@ -254,7 +254,8 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
     parser.add_argument("--half", choices=["tune", "held", "both"], default="both")
     parser.add_argument("--no-baseline", action="store_true")
-    parser.add_argument("--no-summary", action="store_true", help="quotes only (no LLM summary)")
+    parser.add_argument("--summary", choices=["auto", "always", "never"], default="auto",
+                        help="when the grounded answer adds a checked LLM summary")
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--kinds", default="", help="comma-separated kinds to run")
     parser.add_argument("--show-failures", action="store_true")
@@ -272,10 +273,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mentorly-answers-") as home:
         t0 = time.perf_counter()
         runtime = build(Path(home))
-        runtime.settings.agent.summary = not args.no_summary
+        runtime.settings.agent.summary = args.summary
         print(f"set-up (demo data, dev documents, models): {time.perf_counter() - t0:.1f} s",
               file=sys.stderr)
-        report: dict[str, Any] = {"items": len(items), "summary": not args.no_summary}
+        report: dict[str, Any] = {"items": len(items), "summary": args.summary}
         report["grounded"], _ = run_mode(runtime, items, "grounded", args.show_failures)
         if not args.no_baseline:
             report["baseline"], _ = run_mode(runtime, items, "baseline", args.show_failures)

@@ -272,6 +272,7 @@ def kb_agent(make_agent):
 
 def test_knowledge_answers_quote_and_cite_their_evidence(kb_agent) -> None:
     agent, backend, _ = kb_agent(["You may miss at most three classes per term."])
+    agent.settings.agent.summary = "always"
     events = list(agent.run("What does the handbook say about attendance?"))
     done = _done(events)
     assert done.tools == ["knowledge_search"] and done.answer_mode == "generated"
@@ -285,8 +286,17 @@ def test_knowledge_answers_quote_and_cite_their_evidence(kb_agent) -> None:
     assert any(e.type == "sources" for e in events)
 
 
+def test_a_plain_fact_is_quoted_without_asking_the_model_by_default(kb_agent) -> None:
+    agent, backend, _ = kb_agent()
+    done = _done(list(agent.run("What does the handbook say about attendance?")))
+    assert done.answer_mode == "quoted" and not backend.requests
+    assert done.text == ("The course documents say:\n"
+                         "> Students may miss at most three classes per term. [1]")
+
+
 def test_a_summary_that_changes_a_number_is_not_shown(kb_agent) -> None:
     agent, _, db = kb_agent(["You may miss at most five classes per term."])
+    agent.settings.agent.summary = "always"
     done = _done(list(agent.run("What does the handbook say about attendance?")))
     assert done.answer_mode == "quoted" and "five" not in done.text
     assert "three classes per term. [1]" in done.text

@@ -159,3 +159,25 @@ def test_standalone_messages_are_not_follow_ups() -> None:
     assert is_elliptical("Something easier than those?")
     assert is_elliptical("那这句呢：“作业太难了，我快崩溃了”")
     assert detect("And week 5?", []) is None
+
+
+def test_the_check_compares_what_a_number_counts() -> None:
+    evidence = [ev("平时作业（共 6 次）：25%"), ev("截止时间为发布后第二周的周日 23:59。")]
+    q = "ML201 平时作业一共要交几次？"
+    assert not check_answer("ML201 平时作业一共要交两次。", evidence, q, kind="number").ok
+    assert check_answer("平时作业共 6 次，占 25%。", evidence, q, kind="number").ok
+
+
+def test_the_check_rejects_an_answer_that_only_repeats_the_question() -> None:
+    evidence = [ev("A maximum of 2 students may work at one fume hood at the same time.")]
+    q = "化学实验室里一个通风橱最多能几个人同时用？"
+    assert not check_answer("化学实验室里一个通风橱最多能几个人同时用。", evidence, q, kind="number").ok
+
+
+def test_a_restriction_is_not_a_prohibition() -> None:
+    evidence = [ev("You may use AI tools only to explain concepts and to help debug your code.")]
+    q = "Is it OK to ask ChatGPT to help me find a bug in my code?"
+    assert not check_answer("No, it is not OK to ask ChatGPT to find a bug.", evidence, q,
+                            kind="yesno").ok
+    assert not check_answer("Yes, you can use ChatGPT for anything.", evidence, q,
+                            kind="yesno").ok

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from assistant.grounding.evidence import Evidence
 from assistant.grounding.numbers import numbers
-from assistant.grounding.polarity import negated, stance
+from assistant.grounding.polarity import negated, restricted, stance
 from assistant.language import detect_language
 from knowledge.lexical import tokenize
 
@@ -57,10 +57,18 @@ def check_answer(answer: str, evidence: Sequence[Evidence], question: str = "",
         return Check(False, ["a yes/no reply to a question that is not yes/no"])
     if not _shares_content(text, source):
         return Check(False, ["the answer shares no content with the evidence"])
-    values = {round(n.value, 4) for n in numbers(source)}
+    if question and not yes_no and _echo(text, source, question):
+        return Check(False, ["the answer only repeats the question"])
+    found = numbers(source)
+    values = {round(n.value, 4) for n in found}
+    counted = {(round(n.value, 4), n.unit) for n in found if n.unit}
+    units = {n.unit for n in found if n.unit}
     for n in numbers(text):
         if round(n.value, 4) not in values:
             problems.append(f"number {n.text!r} is not in the evidence")
+        elif n.unit in units and (round(n.value, 4), n.unit) not in counted:
+            # "交两次" where the evidence says "共 6 次": the number exists, but not for that
+            problems.append(f"{n.text!r} {n.unit} is not what the evidence counts")
     lowered = source.lower().replace(" ", "")
     for code in _CODE.findall(text):
         if code.lower().replace(" ", "").replace("-", "") not in lowered.replace("-", ""):
@@ -83,16 +91,25 @@ def _shares_content(text: str, source: str) -> bool:
 
 def _polarity(text: str, evidence: Sequence[Evidence], yes_no: bool) -> list[str]:
     evidence_negated = any(negated(e.text) for e in evidence)
+    evidence_restricted = any(restricted(e.text) for e in evidence)
     said = stance(text)
-    if said == "yes" and evidence_negated:
+    if said == "yes" and evidence_restricted:
         return ["answers yes, but the evidence carries a negation or restriction"]
     if said == "no" and not evidence_negated:
         return ["answers no, but the evidence has no negation"]
     if negated(text) and not evidence_negated:
         return ["the answer negates what the evidence states plainly"]
-    if yes_no and evidence_negated and not negated(text):
+    if yes_no and evidence_restricted and not restricted(text):
         return ["the evidence restricts or negates, the answer does not"]
     return []
+
+
+def _echo(text: str, source: str, question: str) -> bool:
+    """The answer only repeats the question: no content term of it comes from the evidence
+    that the question did not already hold."""
+    answer = {t for t in tokenize(text) if len(t) > 1 or t.isdigit()}
+    new = answer - set(tokenize(question))
+    return not (new & set(tokenize(source)))
 
 
 def _unsupported_words(text: str, source: str, question: str) -> list[str]:

@@ -45,12 +45,14 @@ _NUM_TOKEN = re.compile(r"\d+(?:[.,]\d+)*|[零〇一二两三四五六七八九�
 class Number:
     text: str
     value: float
+    unit: str = ""  # what it counts, when it says: "次" in 6 次, "days" in 3 days, "%"
 
 
 def numbers(text: str) -> list[Number]:
     """Numbers written as digits, English words or Chinese numerals, with their value."""
     out: list[Number] = []
-    for m in _NUM_TOKEN.finditer(unicodedata.normalize("NFKC", text)):
+    text_nfkc = unicodedata.normalize("NFKC", text)
+    for m in _NUM_TOKEN.finditer(text_nfkc):
         tok = m.group()
         if tok[0].isdigit():
             try:
@@ -64,5 +66,19 @@ def numbers(text: str) -> list[Number]:
             if zh is None:
                 continue
             value = float(zh)
-        out.append(Number(tok, value))
+        out.append(Number(tok, value, _unit(text_nfkc, m.end())))
     return out
+
+
+_UNIT = re.compile(r"\s*(%|[\u4e00-\u9fff]|[A-Za-z]+)")
+_NOT_UNITS = frozenset("of and or to the a an in on at for by is are was".split())
+
+
+def _unit(text: str, end: int) -> str:
+    m = _UNIT.match(text, end)
+    if m is None:
+        return ""
+    unit = m.group(1).lower()
+    if unit in _NOT_UNITS or unit in EN_NUMBERS or unit in ZH_DIGITS or unit in "十百千万":
+        return ""
+    return unit[:-1] if len(unit) > 3 and unit.endswith("s") else unit
