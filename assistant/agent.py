@@ -277,11 +277,16 @@ class Agent:
             if native is not None:
                 return native
         decision = self._router().route(message, has_image=has_image)
-        route = decision.to_dict()
         if not has_image and history:
             follow = self._follow_up(message, context, history, decision)
             if follow is not None:
                 return follow
+        return self._routed(message, decision)
+
+    def _routed(self, message: str, decision: Any) -> Plan:
+        """The router's decision with the two cues it cannot be trusted with alone
+        (``assistant.intents``), and the quiet knowledge search when it chose no tool."""
+        route = decision.to_dict()
         knowledge = self.registry.by_capability(KNOWLEDGE)
         general = intents.is_general_request(message)
         if decision.tool:
@@ -310,9 +315,8 @@ class Agent:
         follow = followups.detect(message, history)
         if follow is None:
             return None
-        previous = self._router().route(follow.previous)
-        tool = self.registry.get(previous.tool) if previous.tool else self.registry.by_capability(
-            KNOWLEDGE)
+        # the previous turn's tool, as it was chosen then (a general request had none to keep)
+        tool = self._routed(follow.previous, self._router().route(follow.previous)).tool
         if tool is None or (decision.tool and decision.tool != tool.name
                             and decision.confidence >= FOLLOW_UP_OVERRIDE):
             return None

@@ -28,3 +28,4 @@ def test_not_general_requests(message: str) -> None:
 def test_course_items() -> None:
     assert names_course_item("ML201第一周学什么？") and names_course_item("What does week 5 cover?")
     assert names_course_item("Where is CH-110?") and not names_course_item("What should I study next?")
+    assert names_course_item("ML201第一周学什么？") and names_course_item("CS214期中考试在哪？")

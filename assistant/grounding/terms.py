@@ -48,8 +48,6 @@ def slots(text: str) -> set[tuple[str, int]]:
         value = int(num) if num.isdigit() else zh_number(num)
         if value is not None and unit in zh_units:
             out.add((zh_units[unit], value))
-    for a, b in re.findall(r"\bweeks?\s+(\d+)\s*[–-]\s*(\d+)", t, re.I):  # "weeks 1–7"
-        out.update(("week", v) for v in range(int(a), int(b) + 1) if int(b) - int(a) < 30)
     return out
 
 
@@ -74,7 +72,7 @@ def term_set(text: str) -> set[str]:
     return tokens | {"~" + t[:5] for t in tokens if t.isascii() and len(t) >= 5}
 
 
-_CODE = re.compile(r"\b([A-Za-z]{2,4})\s?-?(\d{3})\b")
+_CODE = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{2,4})\s?-?(\d{3})(?![0-9])")
 
 
 def codes(text: str) -> set[str]:
