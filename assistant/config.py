@@ -114,7 +114,7 @@ class AgentSettings(BaseModel):
     summary: Literal["auto", "always", "never"] = Field(
         "auto", description="a checked one-sentence summary after the quotes: auto = for yes/no "
         "questions and evidence in the other language")
-    evidence_passages: int = Field(10, ge=1, le=20, description="passages searched for evidence "
+    evidence_passages: int = Field(20, ge=1, le=20, description="passages searched for evidence "
                                    "sentences in grounded mode")
     general_override: float = Field(
         0.9, ge=0.0, le=1.0, description="a general request (write, explain, plan, translate…) "

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from assistant.grounding.evidence import Evidence
 from assistant.grounding.focus import answer_type, holds
-from assistant.grounding.terms import codes, coverage, slots, subject_terms
+from assistant.grounding.terms import codes, slots, subject_terms
 
 MIN_MARGIN = 0.05  # relevance margin of the supporting sentence
 MIN_COVERAGE = 0.4  # share of the question's subject terms in the sentence + heading
@@ -49,21 +49,17 @@ def _names_slots(asked: set[tuple[str, int]], e: Evidence) -> bool:
     return lead is not None and all(value == int(lead.group(1)) for _, value in asked)
 
 
-def _required(terms: list[str]) -> list[str]:
-    """Course codes and numbers the question names ("ML201", "week 5"): a sentence from
-    another course or week does not answer it, however similar it reads."""
-    return [t for t in terms if any(ch.isdigit() for ch in t) and not t.isdigit()]
-
-
-def _subject_ok(e: Evidence, has_terms: bool, required: list[str],
-                asked: set[tuple[str, int]], kind: str, named: set[str],
-                paraphrase: bool) -> bool:
-    if asked and kind in SLOTTED and not _names_slots(asked, e):
-        return False
+def _names_what_is_asked(e: Evidence, named: set[str], asked: set[tuple[str, int]],
+                         kind: str) -> bool:
+    """Hard constraints: the course codes the question names, and the week or chapter it asks
+    about, must be in the sentence's context. A sentence from another course or week does not
+    answer it, however similar it reads."""
     if named and not named <= codes(e.context):
         return False
-    if required and coverage(required, e.context) < 1.0:
-        return False
+    return not (asked and kind in SLOTTED and not _names_slots(asked, e))
+
+
+def _subject_ok(e: Evidence, has_terms: bool, paraphrase: bool) -> bool:
     if paraphrase and e.margin >= STRONG_MARGIN and e.coverage >= STRONG_COVERAGE:
         return True
     if not has_terms:
@@ -78,18 +74,19 @@ def judge(question: str, scored: list[Evidence]) -> Verdict:
     kind = answer_type(question)
     if not scored:
         return Verdict(False, kind, "no passages")
-    terms = subject_terms(question)
-    has_terms, required, asked = bool(terms), _required(terms), slots(question)
-    named = codes(question)
+    named, asked = codes(question), slots(question)
+    pool = [e for e in scored if _names_what_is_asked(e, named, asked, kind)][:CANDIDATES]
+    if not pool:
+        return Verdict(False, kind, "no passage is about the course or week the question names")
+    has_terms = bool(subject_terms(question))
     # Meaning alone may stand in for the subject's words only when no sentence names them: if
     # one does ("期末考试：另行通知"), a sentence that merely reads alike (office hours in room
     # 305) is the near-miss, not the answer.
-    paraphrase = not any(e.coverage >= MIN_COVERAGE and e.margin >= MIN_MARGIN
-                         for e in scored[:CANDIDATES])
+    paraphrase = not any(e.coverage >= MIN_COVERAGE and e.margin >= MIN_MARGIN for e in pool)
     support: list[Evidence] = []
     missing_type = False
-    for e in scored[:CANDIDATES]:
-        if e.margin < MIN_MARGIN or not _subject_ok(e, has_terms, required, asked, kind, named, paraphrase):
+    for e in pool:
+        if e.margin < MIN_MARGIN or not _subject_ok(e, has_terms, paraphrase):
             continue
         if not holds(e.text, kind):
             missing_type = True
@@ -100,6 +97,6 @@ def judge(question: str, scored: list[Evidence]) -> Verdict:
                                    f"{kind} answer", support)
     if missing_type:
         return Verdict(False, kind, f"the passages name the subject but hold no {kind} answer")
-    best = scored[0]
+    best = pool[0]
     return Verdict(False, kind, f"no sentence is about the question (best margin "
                                f"{best.margin:.3f}, subject coverage {best.coverage:.2f})")

@@ -25,7 +25,7 @@ from knowledge.relevance import Baseline
 
 LEXICAL_WEIGHT = 0.12  # one fully covered subject ~ a 0.12 cosine margin
 RANK_PENALTY = 0.004  # per retrieval rank: ties go to the passage retrieval liked best
-MAX_SOURCES = 10
+MAX_SOURCES = 20
 MAX_SENTENCES = 3
 KEEP_WITHIN = 0.035  # further sentences are kept when this close to the best score
 _LEANS_BACK = re.compile(r"^(?:it|this|that|these|those|they|its|their|there|he|she|such|"
