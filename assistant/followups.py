@@ -57,6 +57,8 @@ def _short(message: str) -> bool:
 
 _BACKREF = re.compile(r"\b(?:it|its|that|this|they|them|those|these|there|the same)\b|它|这个|那个|"
                       r"这些|那些|这门|那门|这里|那里", re.I)
+# "Can I use them on the final project?": a plural pronoun points back at the last answer
+_PLURAL_BACKREF = re.compile(r"\b(?:them|those|these|they)\b|这些|那些|它们", re.I)
 _BARE_WH = re.compile(r"^\s*(?:which|what|when|where|who|how (?:much|many|long)|in which|at what)\b"
                       r"[^.!]{0,30}[?？]?\s*$|^\s*(?:在哪|哪里|几点|什么时候|多少|谁)", re.I)
 
@@ -64,7 +66,7 @@ _BARE_WH = re.compile(r"^\s*(?:which|what|when|where|who|how (?:much|many|long)|
 def is_elliptical(message: str) -> bool:
     if not _short(message):
         return False
-    if _CUE.search(message) or _REFINE.search(message):
+    if _CUE.search(message) or _REFINE.search(message) or _PLURAL_BACKREF.search(message):
         return True
     words = len(re.findall(r"[A-Za-z0-9]+", message))
     cjk = len(re.findall(r"[\u4e00-\u9fff]", message))

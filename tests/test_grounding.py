@@ -157,6 +157,7 @@ def test_standalone_messages_are_not_follow_ups() -> None:
     assert not is_elliptical("Tell me a short story about a learner who studies every evening.")
     assert not is_elliptical("Who is the TA for CS 214?")
     assert is_elliptical("Something easier than those?")
+    assert is_elliptical("Can I use them on the final project?")
     assert is_elliptical("那这句呢：“作业太难了，我快崩溃了”")
     assert detect("And week 5?", []) is None
 
@@ -181,3 +182,25 @@ def test_a_restriction_is_not_a_prohibition() -> None:
                             kind="yesno").ok
     assert not check_answer("Yes, you can use ChatGPT for anything.", evidence, q,
                             kind="yesno").ok
+
+
+def test_the_check_rejects_question_words_the_evidence_never_mentions() -> None:
+    lectures = [ev("Lectures: Tuesdays and Thursdays 08:30–10:10, Room B206")]
+    assert not check_answer("Yes, the CS 214 lectures are recorded.", lectures,
+                            "Are the CS 214 lectures recorded?", kind="yesno").ok
+    email = [ev("任课老师：陈静 副教授（chen.jing@mentorly-college.example）")]
+    assert not check_answer("助教王磊的邮箱是 chen.jing@mentorly-college.example。", email,
+                            "ML201 助教王磊的邮箱是多少？", kind="contact").ok
+    gloves = [ev("Gloves may be removed when writing in your lab notebook.")]
+    assert check_answer("Yes, you can take your gloves off while writing in your lab notebook.",
+                        gloves, "Can I take my gloves off while writing in my lab notebook?",
+                        kind="yesno").ok
+
+
+def test_someone_elses_email_does_not_answer_a_contact_question(embedder) -> None:
+    staff = Source(title="ML201 课程大纲 — 教学团队", text=(
+        "- 任课老师：陈静 副教授（chen.jing@mentorly-college.example）\n- 助教：王磊、刘洋"))
+    question = "ML201 助教王磊的邮箱是多少？"
+    assert not judge(question, score_sentences(question, [staff], embedder)).answerable
+    asked = "ML201 陈静老师的邮箱是多少？"
+    assert judge(asked, score_sentences(asked, [staff], embedder)).answerable

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from assistant.grounding.evidence import Evidence
 from assistant.grounding.focus import answer_type, holds
-from assistant.grounding.terms import codes, slots, subject_terms
+from assistant.grounding.terms import codes, coverage, slots, subject_terms
 
 MIN_MARGIN = 0.05  # relevance margin of the supporting sentence
 MIN_COVERAGE = 0.4  # share of the question's subject terms in the sentence + heading
@@ -69,6 +69,12 @@ def _subject_ok(e: Evidence, has_terms: bool, paraphrase: bool) -> bool:
     return paraphrase and e.cross and e.margin >= MIN_CROSS_MARGIN
 
 
+def _named_in_pool(question: str, pool: list[Evidence]) -> list[str]:
+    """A contact question's terms that the passages mention ("王磊" in "王磊的邮箱"): the
+    sentence giving an address must name them all."""
+    return [t for t in subject_terms(question) if any(coverage([t], e.context) for e in pool)]
+
+
 def judge(question: str, scored: list[Evidence]) -> Verdict:
     """``scored``: the sentences of the retrieved passages, best first (``score_sentences``)."""
     kind = answer_type(question)
@@ -85,9 +91,12 @@ def judge(question: str, scored: list[Evidence]) -> Verdict:
     paraphrase = not any(e.coverage >= MIN_COVERAGE and e.margin >= MIN_MARGIN for e in pool)
     support: list[Evidence] = []
     missing_type = False
+    whose = _named_in_pool(question, pool) if kind == "contact" else []
     for e in pool:
         if e.margin < MIN_MARGIN or not _subject_ok(e, has_terms, paraphrase):
             continue
+        if whose and coverage(whose, e.context) < 1.0:
+            continue  # someone else's email is not this person's
         if not holds(e.text, kind):
             missing_type = True
             continue

@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from assistant.grounding.evidence import Evidence
 from assistant.grounding.numbers import numbers
 from assistant.grounding.polarity import negated, restricted, stance
+from assistant.grounding.terms import has_term, subject_terms, term_set
 from assistant.language import detect_language
 from knowledge.lexical import tokenize
 
 _MARKER = re.compile(r"\s*\[\d+\]")
+_CJK_CHAR = re.compile(r"[\u4e00-\u9fff]")
 _CODE = re.compile(r"\b[A-Z]{1,4}\s?-?\d{2,4}[A-Z]?\b")
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z]+(?:\s+[A-Z][a-z]+)+)\b")
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s*")
@@ -77,6 +79,7 @@ def check_answer(answer: str, evidence: Sequence[Evidence], question: str = "",
         if name.lower() not in source.lower() and name.lower() not in question.lower():
             problems.append(f"name {name!r} is not in the evidence")
     problems += _polarity(text, evidence, yes_no)
+    problems += _borrowed_from_question(text, source, question)
     problems += _unsupported_words(text, source, question)
     return Check(not problems, problems)
 
@@ -102,6 +105,20 @@ def _polarity(text: str, evidence: Sequence[Evidence], yes_no: bool) -> list[str
     if yes_no and evidence_restricted and not restricted(text):
         return ["the evidence restricts or negates, the answer does not"]
     return []
+
+
+def _borrowed_from_question(text: str, source: str, question: str) -> list[str]:
+    """Subject terms of the question that the answer repeats but the evidence never mentions:
+    "The CS 214 lectures are *recorded*", "王磊的邮箱是…" from a sentence about someone else.
+    Checked per script: Chinese terms against Chinese evidence, English against English."""
+    if not question:
+        return []
+    said, known = term_set(text), term_set(source)
+    evidence_cjk = len(_CJK_CHAR.findall(source)) >= 4
+    evidence_en = detect_language(source) == "en"
+    missing = [t for t in subject_terms(question) if has_term(t, said) and not has_term(t, known)
+               and (evidence_en if t.isascii() else evidence_cjk)]
+    return [f"the answer says {', '.join(missing)!s}, the evidence does not"] if missing else []
 
 
 def _echo(text: str, source: str, question: str) -> bool:
