@@ -5,8 +5,8 @@
 2. Not answerable: a plain "the documents don't say", plus the titles of the closest passages
    as related reading (titles only: a quoted near-miss would read as an answer).
 3. Answerable: the selected sentences are streamed at once as quotes with their ``[n]`` (the
-   learner's first words arrive before any LLM token). For a yes/no question, or evidence in
-   the other language, the LLM then writes a one-sentence summary from those sentences only.
+   learner's first words arrive before any LLM token). For a yes/no question with evidence in
+   the learner's language, the LLM then writes a one-sentence summary from those sentences only.
    It is shown only if every number (with what it counts), code, name and yes/no polarity in
    it is found in the evidence (``grounding.faithfulness``); its ``[n]`` markers are added
    here, not by the model. Other questions get no summary by default (``summary = "auto"``):
@@ -71,10 +71,12 @@ def abstention(sources: Sequence[Source], language: str) -> str:
 
 
 def wants_summary(policy: str, kind: str, language: str, evidence: Sequence[Evidence]) -> bool:
-    """``always`` / ``never``; ``auto``: a yes/no question, or evidence in the other language."""
+    """``always`` / ``never``; ``auto``: a yes/no question whose evidence is in the learner's
+    language (across languages the check cannot verify what the summary repeats, so it would
+    only cost time)."""
     if policy in ("always", "never"):
         return policy == "always"
-    return kind == "yesno" or any(detect_language(e.text) != language for e in evidence)
+    return kind == "yesno" and all(detect_language(e.text) == language for e in evidence)
 
 
 def grounded_answer(question: str, language: str, sources: Sequence[Source], *,

@@ -113,7 +113,7 @@ class AgentSettings(BaseModel):
         "reads whole passages (the old path, kept as the benchmark's baseline)")
     summary: Literal["auto", "always", "never"] = Field(
         "auto", description="a checked one-sentence summary after the quotes: auto = for yes/no "
-        "questions and evidence in the other language")
+        "questions with evidence in the learner's language")
     evidence_passages: int = Field(20, ge=1, le=20, description="passages searched for evidence "
                                    "sentences in grounded mode")
     general_override: float = Field(

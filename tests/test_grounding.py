@@ -204,3 +204,9 @@ def test_someone_elses_email_does_not_answer_a_contact_question(embedder) -> Non
     assert not judge(question, score_sentences(question, [staff], embedder)).answerable
     asked = "ML201 陈静老师的邮箱是多少？"
     assert judge(asked, score_sentences(asked, [staff], embedder)).answerable
+
+
+def test_a_chinese_summary_of_english_evidence_cannot_be_verified() -> None:
+    phone = [ev("Emergency: call 5555 from a lab phone, or 021-6543 5555 from a mobile phone.")]
+    assert not check_answer("宿舍的 Wi-Fi 密码是 5555。", phone, "宿舍的 Wi-Fi 密码是多少？",
+                            kind="number").ok

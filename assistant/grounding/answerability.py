@@ -19,7 +19,7 @@ from assistant.grounding.terms import codes, coverage, slots, subject_terms
 
 MIN_MARGIN = 0.05  # relevance margin of the supporting sentence
 MIN_COVERAGE = 0.4  # share of the question's subject terms in the sentence + heading
-MIN_CROSS_MARGIN = 0.07  # cross-lingual pairs: no lexical overlap, so a clearer margin
+MIN_CROSS_MARGIN = 0.09  # cross-lingual pairs: no lexical overlap, so a clearer margin
 # a sentence this close in meaning names the subject in other words, given some lexical anchor
 STRONG_MARGIN = 0.13
 STRONG_COVERAGE = 0.1

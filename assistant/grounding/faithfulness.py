@@ -109,15 +109,17 @@ def _polarity(text: str, evidence: Sequence[Evidence], yes_no: bool) -> list[str
 
 def _borrowed_from_question(text: str, source: str, question: str) -> list[str]:
     """Subject terms of the question that the answer repeats but the evidence never mentions:
-    "The CS 214 lectures are *recorded*", "王磊的邮箱是…" from a sentence about someone else.
-    Checked per script: Chinese terms against Chinese evidence, English against English."""
+    "The CS 214 lectures are *recorded*", "王磊的邮箱是…" from a sentence about someone else,
+    "宿舍的 Wi-Fi 密码是 5555" from an English sentence about a phone number. A Chinese term
+    cannot be verified against English evidence (or the reverse), so it fails too."""
     if not question:
         return []
     said, known = term_set(text), term_set(source)
     evidence_cjk = len(_CJK_CHAR.findall(source)) >= 4
     evidence_en = detect_language(source) == "en"
-    missing = [t for t in subject_terms(question) if has_term(t, said) and not has_term(t, known)
-               and (evidence_en if t.isascii() else evidence_cjk)]
+    # a term in a script the evidence does not use cannot be verified: it counts as missing
+    missing = [t for t in subject_terms(question) if has_term(t, said) and (
+        not has_term(t, known) or not (evidence_en if t.isascii() else evidence_cjk))]
     return [f"the answer says {', '.join(missing)!s}, the evidence does not"] if missing else []
 
 
