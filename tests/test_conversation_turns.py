@@ -6,12 +6,7 @@ are not what these tests check)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,8 +14,8 @@ import pytest
 
 from assistant.events import Done, StepStarted
 from assistant.llm.fake import FakeBackend
+from tests.support.openai_process import openai_server as start_openai_server
 
-REPO = Path(__file__).resolve().parents[1]
 SYLLABUS = """# CS 214 Data Structures — Syllabus
 
 ## Weekly schedule
@@ -119,24 +114,8 @@ def openai_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "No, grace days cannot be used for the final project.",
         "Yes, grace days can be used for the final project.",
     ]), encoding="utf-8")
-    proc = subprocess.Popen([sys.executable, "-m", "tests.support.openai_server", "--script",
-                             str(script)], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        port = proc.stdout.readline().strip()
-        assert port.isdigit(), proc.communicate()[1][-2000:]
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                httpx.get(f"{base}/requests", timeout=1.0)
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
+    with start_openai_server("--script", str(script)) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_the_grounded_path_runs_unchanged_over_an_openai_compatible_server(

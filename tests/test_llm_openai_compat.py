@@ -9,13 +9,8 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,8 +23,8 @@ from assistant.llm.base import ChatBackend
 from assistant.llm.factory import make_backend
 from assistant.llm.local import LocalBackend
 from assistant.llm.openai_compat import OpenAICompatBackend
+from tests.support.openai_process import openai_server
 
-REPO = Path(__file__).resolve().parents[1]
 API_KEY = "test-key-123"
 TOOLS = [
     {
@@ -58,36 +53,8 @@ SCRIPT: list[Any] = [
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     script = tmp_path_factory.mktemp("openai") / "script.json"
     script.write_text(json.dumps(SCRIPT), encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.openai_server", "--script", str(script), "--api-key", API_KEY],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        if not line.isdigit():
-            proc.kill()
-            raise RuntimeError(f"test server did not start: {line} {proc.communicate()[1][-2000:]}")
-        base = f"http://127.0.0.1:{line}"
-        for _ in range(100):  # wait until uvicorn accepts connections
-            try:
-                httpx.get(f"{base}/requests", timeout=1.0)
-                break
-            except httpx.TransportError:
-                time.sleep(0.05)
+    with openai_server("--script", str(script), "--api-key", API_KEY) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _settings(base_url: str, **llm: Any) -> Settings:
