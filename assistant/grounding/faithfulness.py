@@ -53,7 +53,7 @@ def check_answer(answer: str, evidence: Sequence[Evidence], question: str = "",
     source = _norm(" ".join(e.context for e in evidence))
     problems: list[str] = []
     yes_no = kind == "yesno"
-    if len(text) < MIN_CHARS["zh" if _is_cjk(text) else "en"]:
+    if len(text) < MIN_CHARS["zh" if _CJK_CHAR.search(text) else "en"]:
         return Check(False, ["too short to be an answer"])
     if not yes_no and stance(text) is not None and len(text) < 40:
         return Check(False, ["a yes/no reply to a question that is not yes/no"])
@@ -161,9 +161,5 @@ def cite(text: str, evidence: Sequence[Evidence]) -> str:
         end = body[-1] if body and body[-1] in ".!?。！？" else ""
         body = body[:-1] if end else body
         out.append(f"{body} [{best.n}]{end}")
-    joiner = "" if all(_is_cjk(s) for s in out) else " "
+    joiner = "" if all(_CJK_CHAR.search(s) for s in out) else " "
     return joiner.join(out)
-
-
-def _is_cjk(text: str) -> bool:
-    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
