@@ -45,12 +45,13 @@ class Hookspecs:
         return a one-line status."""
 
     @hookspec
-    def list_models(self, settings: Any) -> list[dict[str, Any]]:  # type: ignore[empty-body]
-        """Custom models the plugin manages: dicts with at least ``name`` and ``kind``."""
+    def list_models(self, settings: Any, tenant: str) -> list[dict[str, Any]]:  # type: ignore[empty-body]
+        """Custom models the plugin manages that ``tenant`` may use: dicts with at least
+        ``name`` and ``kind``. Never another tenant's (see ``assistant.model_store``)."""
 
     @hookspec
-    def delete_model(self, settings: Any, name: str) -> bool:  # type: ignore[empty-body]
-        """Delete the named custom model if the plugin owns it; return whether it did."""
+    def delete_model(self, settings: Any, name: str, tenant: str) -> bool:  # type: ignore[empty-body]
+        """Delete ``tenant``'s custom model ``name`` if the plugin owns it; return whether it did."""
 
     @hookspec
     def register_commands(self, cli: Any) -> None:  # type: ignore[empty-body]

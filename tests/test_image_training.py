@@ -17,11 +17,12 @@ from assistant.errors import InvalidInput, NotFound
 from assistant.plugins import load_registry
 from assistant.tooling import ToolContext
 from assistant.uploads import UploadStore
-from tools.image_classification.custom_models import ImageModelStore
+from tools.image_classification.custom_models import ImageModelStore, image_models_dir
 from tools.image_classification.dataset import stratified_split
 from tools.image_classification.training import train_image_classifier
 
 PER_CLASS = 20
+TENANT = "t"
 
 
 def _digit_image(pixels: np.ndarray) -> Image.Image:
@@ -55,7 +56,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def transfer_report(digits_dir: Path, home: Path) -> object:
     lines: list[str] = []
     report = train_image_classifier(
-        digits_dir, "digits", models_root=home / "models" / "image", method="transfer",
+        digits_dir, "digits", models_root=image_models_dir(load_settings(home=home), TENANT),
+        method="transfer",
         cache_dir=home / "cache", progress=False, echo=lines.append)
     report.lines = lines  # type: ignore[attr-defined]
     return report
@@ -94,7 +96,8 @@ def test_features_are_cached(transfer_report: object, digits_dir: Path, home: Pa
     cached = list((home / "cache").rglob("*.npy"))
     assert len(cached) == 10 * PER_CLASS
     again = train_image_classifier(
-        digits_dir, "digits-again", models_root=home / "models" / "image", method="transfer",
+        digits_dir, "digits-again", models_root=image_models_dir(load_settings(home=home), TENANT),
+        method="transfer",
         epochs=2, cache_dir=home / "cache", progress=False, echo=lambda _: None)
     assert again.version == 1 and again.metrics["epochs_run"] <= 2
     assert len(list((home / "cache").rglob("*.npy"))) == 10 * PER_CLASS
@@ -124,9 +127,9 @@ def test_custom_model_through_the_tool(transfer_report: object, home: Path,
         index = np.flatnonzero(digits.target == label)[PER_CLASS + 5]
         path = tmp_path / f"{label}.png"
         _digit_image(digits.images[index]).save(path)
-        upload = store.save_path(path, tenant="t")
+        upload = store.save_path(path, tenant=TENANT)
         result = tool.invoke({"model": "digits", "top_k": 3},
-                             ToolContext(tenant="t", user="u", files=[upload], settings=settings))
+                             ToolContext(tenant=TENANT, user="u", files=[upload], settings=settings))
         assert result.model == "custom:digits" and result.model_version == "v1"
         assert len(result.data["labels"]) == 3
         correct += result.data["labels"][0]["label"] == f"digit_{label}"
@@ -135,26 +138,26 @@ def test_custom_model_through_the_tool(transfer_report: object, home: Path,
 
 def test_models_list_and_delete_hooks(transfer_report: object, home: Path) -> None:
     settings = load_settings(home=home)
-    listed = {m["name"]: m for m in plugin.list_models(settings)}
+    listed = {m["name"]: m for m in plugin.list_models(settings, TENANT)}
     assert listed["digits"]["kind"] == "image" and listed["digits"]["versions"] >= 1
     assert listed["digits"]["method"] == "transfer"
-    store = ImageModelStore(home / "models" / "image")
+    store = ImageModelStore(image_models_dir(settings, TENANT))
     assert store.load("digits").labels[0] == "digit_0"
-    assert plugin.delete_model(settings, "no-such-model") is False
-    assert plugin.delete_model(settings, "../etc") is False
+    assert plugin.delete_model(settings, "no-such-model", TENANT) is False
+    assert plugin.delete_model(settings, "../etc", TENANT) is False
 
 
 def test_delete_removes_every_version(digits_dir: Path, tmp_path: Path) -> None:
     settings = load_settings(home=tmp_path)
-    root = settings.models_dir / "image"
+    root = image_models_dir(settings, TENANT)
     for _ in range(2):
         train_image_classifier(digits_dir, "tmp-model", models_root=root, method="cnn",
                                epochs=1, progress=False, echo=lambda _: None)
-    listed = plugin.list_models(settings)
+    listed = plugin.list_models(settings, TENANT)
     assert [(m["name"], m["version"], m["versions"]) for m in listed] == [("tmp-model", "v2", 2)]
     assert ImageModelStore(root).load("tmp-model").version == 2
-    assert plugin.delete_model(settings, "tmp-model") is True
-    assert plugin.list_models(settings) == []
+    assert plugin.delete_model(settings, "tmp-model", TENANT) is True
+    assert plugin.list_models(settings, TENANT) == []
     with pytest.raises(NotFound):
         ImageModelStore(root).load("tmp-model")
 
@@ -174,7 +177,8 @@ def test_cli_train_image_command(digits_dir: Path, tmp_path: Path,
         assert ok.exit_code == 0, ok.output
         assert "Epoch 2/2" in ok.output and "val_accuracy: " in ok.output
         assert "Test accuracy: " in ok.output
-        assert (tmp_path / "home" / "models" / "image" / "cli" / "v1" / "meta.json").is_file()
+        tree = tmp_path / "home" / "models" / "tenants"
+        assert (tree / "default" / "image" / "cli" / "v1" / "meta.json").is_file()
         bad = runner.invoke(cli_module.cli, ["train", "image", str(tmp_path / "nowhere"),
                                              "--name", "cli"])
         assert bad.exit_code == 1

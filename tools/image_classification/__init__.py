@@ -1,5 +1,6 @@
 """Image classification plugin: the ``classify_image`` tool (pretrained EfficientNet-Lite0 on
 ImageNet-1k, or a custom classifier), ``mentorly train image``, and custom-model listing.
+Custom models belong to the tenant that trained them (``custom_models.image_models_dir``).
 
 Heavy imports (torch, the model) happen when a hook or the tool first needs them.
 """
@@ -33,19 +34,19 @@ def register_commands(cli: Any) -> None:
 
 
 @hookimpl
-def list_models(settings: Any) -> list[dict[str, Any]]:
-    from .custom_models import ImageModelStore
+def list_models(settings: Any, tenant: str) -> list[dict[str, Any]]:
+    from .custom_models import ImageModelStore, image_models_dir
 
-    return ImageModelStore(settings.models_dir / "image").list()
+    return ImageModelStore.open(image_models_dir(settings, tenant)).list()
 
 
 @hookimpl
-def delete_model(settings: Any, name: str) -> bool:
-    from .custom_models import NAME_RE, ImageModelStore
+def delete_model(settings: Any, name: str, tenant: str) -> bool:
+    from .custom_models import NAME_RE, ImageModelStore, image_models_dir
 
-    if not NAME_RE.match(name):
+    if not NAME_RE.match(name) or ".." in name:
         return False  # not a name this plugin could have written
-    return ImageModelStore(settings.models_dir / "image").delete(name)
+    return ImageModelStore.open(image_models_dir(settings, tenant)).delete(name) is not None
 
 
 @hookimpl

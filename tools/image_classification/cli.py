@@ -22,17 +22,22 @@ METHODS = ("transfer", "cnn")
 @click.option("--plot", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Where to save the PNG of the curves (default: inside the model folder).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--tenant", default=None,
+              help="Tenant that owns the model; only its keys can use it "
+                   "(default: settings.default_tenant, 'default').")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_image(data_dir: Path, name: str, method: str, epochs: int | None, plot: Path | None,
-                seed: int, quiet: bool) -> None:
+                seed: int, tenant: str | None, quiet: bool) -> None:
     """Train an image classifier from DATA_DIR, which has one sub-folder of images per label."""
+    from .custom_models import image_models_dir
     from .training import train_image_classifier
 
     settings = get_settings()
+    tenant = tenant or settings.default_tenant
     report = train_image_classifier(
-        data_dir, name, models_root=settings.models_dir / "image", method=method, epochs=epochs,
-        plot=plot, cache_dir=settings.cache_dir / "image-features",
+        data_dir, name, models_root=image_models_dir(settings, tenant), method=method,
+        epochs=epochs, plot=plot, cache_dir=settings.cache_dir / "image-features",
         max_pixels=settings.uploads.max_pixels, seed=seed, progress=not quiet, echo=click.echo,
     )
-    click.echo(f"Use it with: mentorly tools call classify_image --image PHOTO "
-               f"--arg model={report.name}")
+    click.echo(f"Use it with: mentorly tools call classify_image --tenant {tenant} "
+               f"--image PHOTO --arg model={report.name}")

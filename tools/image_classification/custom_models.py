@@ -1,4 +1,6 @@
-"""Custom classifiers on disk: ``models/image/NAME/vN/{model.pt, meta.json, history.png}``.
+"""Custom classifiers on disk, per tenant:
+``models/tenants/TENANT/image/NAME/vN/{model.pt, meta.json, history.png}``
+(``assistant.model_store``: atomic versions, listing that skips broken ones).
 
 Each training run of a name writes a new version; the highest version is the one in use.
 ``meta.json`` holds the method, the label set, the input spec, the metrics and the history.
@@ -6,9 +8,6 @@ Each training run of a name writes a new version; the highest version is the one
 
 from __future__ import annotations
 
-import json
-import re
-import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,22 +18,14 @@ import torch
 from PIL import Image
 
 from assistant.errors import InvalidInput, ModelError, NotFound
+from assistant.model_store import NAME_RE, VersionedStore, check_name, tenant_root
 
 from .backbone import FEATURE_DIM, load_backbone
 from .networks import FeatureHead, SmallCNN
 from .preprocess import imagenet_array, small_array
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_VERSION_RE = re.compile(r"^v(\d+)$")
-
-
-def check_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
-        raise InvalidInput(
-            f"invalid model name {name!r}: use 1-64 letters, digits, '_', '-' or '.', "
-            "starting with a letter or digit"
-        )
-    return name
+__all__ = ["NAME_RE", "CustomClassifier", "ImageModelStore", "build_net", "check_name",
+           "image_models_dir"]
 
 
 @dataclass
@@ -74,87 +65,53 @@ def build_net(method: str, n_classes: int, size: int = 32) -> torch.nn.Module:
     raise InvalidInput(f"unknown training method {method!r}; use 'transfer' or 'cnn'")
 
 
-class ImageModelStore:
-    """The versioned artifacts under one root (``settings.models_dir / 'image'``)."""
+def image_models_dir(settings: Any, tenant: str) -> Path:
+    """The folder of ``tenant``'s custom image models (legacy ones move to the default tenant)."""
+    return tenant_root(settings, "image", tenant)
+
+
+class ImageModelStore(VersionedStore):
+    """One tenant's custom image classifiers (``image_models_dir``), with loaded ones cached."""
 
     def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        self._loaded: dict[tuple[str, int], CustomClassifier] = {}
+        super().__init__(root, weights="model.pt", label="custom image model")
+        self._loaded: dict[tuple[str, int, str], CustomClassifier] = {}
         self._lock = threading.Lock()
 
-    def versions(self, name: str) -> list[int]:
-        directory = self.root / check_name(name)
-        if not directory.is_dir():
-            return []
-        found = [int(m.group(1)) for p in directory.iterdir()
-                 if (m := _VERSION_RE.match(p.name)) and (p / "meta.json").is_file()]
-        return sorted(found)
-
-    def new_version_dir(self, name: str) -> tuple[int, Path]:
-        directory = self.root / check_name(name)
-        taken = [int(m.group(1)) for p in directory.glob("v*") if (m := _VERSION_RE.match(p.name))]
-        version = max(taken, default=0) + 1
-        path = directory / f"v{version}"
-        path.mkdir(parents=True, exist_ok=False)
-        return version, path
-
     def list(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        if not self.root.is_dir():
-            return items
-        for directory in sorted(p for p in self.root.iterdir() if p.is_dir()):
-            if not NAME_RE.match(directory.name):
-                continue
-            versions = self.versions(directory.name)
-            if not versions:
-                continue
-            meta = self.meta(directory.name, versions[-1])
-            items.append({
-                "name": directory.name, "kind": "image", "version": f"v{versions[-1]}",
-                "versions": len(versions), "method": meta.get("method"),
-                "labels": meta.get("labels"),
-                "test_accuracy": meta.get("metrics", {}).get("test_accuracy"),
-                "created_at": meta.get("created_at"),
-            })
-        return items
+        return [{
+            "name": name, "kind": "image", "version": f"v{versions[-1]}",
+            "versions": len(versions), "method": meta.get("method"),
+            "labels": meta.get("labels"),
+            "test_accuracy": meta.get("metrics", {}).get("test_accuracy"),
+            "created_at": meta.get("created_at"),
+        } for name, versions, meta in self.entries()]
 
-    def meta(self, name: str, version: int) -> dict[str, Any]:
-        path = self.root / check_name(name) / f"v{version}" / "meta.json"
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"custom image model {name!r} v{version} is unreadable: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ModelError(f"custom image model {name!r} v{version}: meta.json is not an object")
-        return data
-
-    def delete(self, name: str) -> bool:
-        directory = self.root / check_name(name)
-        if not directory.is_dir():
-            return False
-        shutil.rmtree(directory)
+    def delete(self, name: str) -> int | None:
+        removed = super().delete(name)
         with self._lock:
             for key in [k for k in self._loaded if k[0] == name]:
                 del self._loaded[key]
-        return True
+        return removed
 
     def load(self, name: str) -> CustomClassifier:
-        """The latest version of ``name``, loaded once and cached."""
-        versions = self.versions(name)
-        if not versions:
-            available = ", ".join(m["name"] for m in self.list()) or "none"
+        """The latest version of ``name``, loaded once and cached. An unknown name is
+        ``NotFound`` naming only this store's (this tenant's) models."""
+        version = self.latest(name)
+        if version is None:
+            available = ", ".join([n for n in self.names() if self.versions(n)][:10]) or "none"
             raise NotFound(f"no custom image model named {name!r} (available: {available})")
-        version = versions[-1]
+        meta = self.meta(name, version)
+        key = (name, version, str(meta.get("created_at")))  # a retrained v1 is not the old v1
         with self._lock:
-            cached = self._loaded.get((name, version))
+            cached = self._loaded.get(key)
             if cached is not None:
                 return cached
-            meta = self.meta(name, version)
             try:
                 labels = [str(x) for x in meta["labels"]]
                 method = str(meta["method"])
                 net = build_net(method, len(labels), int(meta.get("input", {}).get("size", 32)))
-                state = torch.load(self.root / name / f"v{version}" / "model.pt",
+                state = torch.load(self.path(name, version) / "model.pt",
                                    map_location="cpu", weights_only=True)
                 net.load_state_dict(state)
             except (KeyError, OSError, RuntimeError, ValueError, InvalidInput) as exc:
@@ -162,5 +119,5 @@ class ImageModelStore:
                                  f"{exc}") from exc
             model = CustomClassifier(name=name, version=version, method=method, labels=labels,
                                      meta=meta, net=net.eval())
-            self._loaded[(name, version)] = model
+            self._loaded[key] = model
             return model

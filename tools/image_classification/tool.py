@@ -129,9 +129,6 @@ def _summary(top: list[dict[str, Any]], lang: str, model_label: str | None) -> s
     return text
 
 
-_stores: dict[str, ImageModelStore] = {}
-
-
 def _shown(value: str, limit: int = 60) -> str:
     return repr(value if len(value) <= limit else value[:limit] + "…")
 
@@ -147,19 +144,18 @@ def _custom_model(context: ToolContext, name: str) -> Any:
             "starting with a letter or digit",
             zh=f"模型名称 {_shown(name)} 无效：请用 1-64 个字母、数字、'_'、'-' 或 '.'，"
                "并以字母或数字开头") from None
-    except NotFound:
+    except NotFound:  # only this tenant's models are named: the store is the tenant's
         names = ", ".join(m["name"] for m in store.list()[:10])
         raise ToolError(f"no custom image model named {_shown(name)} (available: {names or 'none'})",
                         zh=f"没有名为 {_shown(name)} 的自定义图片模型（可用：{names or '无'}）") from None
 
 
 def model_store(context: ToolContext) -> ImageModelStore:
-    """One store per models folder, so loaded custom models stay cached."""
-    from .custom_models import ImageModelStore
+    """The calling tenant's store (one per folder, so loaded custom models stay cached)."""
+    from .custom_models import ImageModelStore, image_models_dir
 
     settings = context.settings or get_settings()
-    root = settings.models_dir / "image"
-    return _stores.setdefault(str(root), ImageModelStore(root))
+    return ImageModelStore.open(image_models_dir(settings, context.tenant or settings.default_tenant))
 
 
 @tool(capability="image", examples=EXAMPLES, version=VERSION)

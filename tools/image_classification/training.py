@@ -8,7 +8,6 @@ curves, test accuracy and a confusion matrix, and a versioned artifact.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 from collections.abc import Callable
@@ -189,7 +188,8 @@ def train_image_classifier(
     progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> TrainReport:
-    """Train, evaluate and save ``name`` (a new version) from ``data_dir/<label>/*``."""
+    """Train, evaluate and save ``name`` (a new version) from ``data_dir/<label>/*`` into
+    ``models_root``, one tenant's folder (``custom_models.image_models_dir``)."""
     if method not in METHODS:
         raise InvalidInput(f"unknown training method {method!r}; use 'transfer' or 'cnn'")
     check_name(name)
@@ -227,33 +227,35 @@ def train_image_classifier(
     echo("Confusion matrix (rows: true label, columns: predicted):")
     echo(format_confusion(matrix, data.labels))
 
-    store = ImageModelStore(models_root)
-    version, directory = store.new_version_dir(name)
-    torch.save(net.state_dict(), directory / "model.pt")
-    plot_path = plot_history(history, plot or directory / "history.png",
-                             f"{name} v{version} ({method})")
-    if plot is not None and plot != directory / "history.png":
-        plot_history(history, directory / "history.png", f"{name} v{version} ({method})")
-    metrics = {
-        "test_accuracy": test_acc, "test_loss": test_loss,
-        "best_val_accuracy": max(h["val_accuracy"] for h in history),
-        "confusion_matrix": matrix.tolist(), "epochs_run": len(history),
-        "train_time_s": round(train_time, 3), "n_train": int(len(train_idx)),
-        "n_val": int(len(val_idx)), "n_test": int(len(test_idx)),
-        "n_skipped": len(data.skipped),
-    }
-    meta = {
-        "name": name, "version": version, "method": method, "labels": data.labels,
-        "input": ({"kind": "backbone_features", "backbone": MODEL_NAME,
-                   "backbone_version": weights_version(), "size": 224}
-                  if method == "transfer" else {"kind": "rgb", "size": size, "range": [-1, 1]}),
-        "metrics": metrics, "history": history,
-        "skipped": [{"file": f, "reason": r} for f, r in data.skipped],
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "data_dir": str(Path(data_dir).resolve()),
-    }
-    (directory / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2),
-                                         encoding="utf-8")
+    store = ImageModelStore.open(models_root)
+    with store.writing(name) as pending:
+        version, directory = pending.version, pending.path
+        torch.save(net.state_dict(), directory / "model.pt")
+        title = f"{name} v{version} ({method})"
+        plot_history(history, directory / "history.png", title)
+        if plot is not None:
+            plot_history(history, plot, title)
+        metrics = {
+            "test_accuracy": test_acc, "test_loss": test_loss,
+            "best_val_accuracy": max(h["val_accuracy"] for h in history),
+            "confusion_matrix": matrix.tolist(), "epochs_run": len(history),
+            "train_time_s": round(train_time, 3), "n_train": int(len(train_idx)),
+            "n_val": int(len(val_idx)), "n_test": int(len(test_idx)),
+            "n_skipped": len(data.skipped),
+        }
+        meta = {
+            "name": name, "version": version, "method": method, "labels": data.labels,
+            "input": ({"kind": "backbone_features", "backbone": MODEL_NAME,
+                       "backbone_version": weights_version(), "size": 224}
+                      if method == "transfer" else {"kind": "rgb", "size": size, "range": [-1, 1]}),
+            "metrics": metrics, "history": history,
+            "skipped": [{"file": f, "reason": r} for f, r in data.skipped],
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "data_dir": str(Path(data_dir).resolve()),
+        }
+        saved = store.commit(pending, meta)  # meta.json last, then one rename: never half a model
+    version, directory = saved.version, saved.path
+    plot_path = plot if plot is not None else directory / "history.png"
     echo(f"Saved {name} v{version} to {directory} (plot: {plot_path})")
     return TrainReport(name=name, version=version, method=method, path=directory,
                        labels=data.labels, metrics=metrics, history=history,

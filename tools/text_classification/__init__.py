@@ -1,6 +1,7 @@
 """Text classification plugin: the ``classify_text`` tool (zero-shot labels, a trained
 sentiment model, custom classifiers; English and Chinese on the multilingual embedder),
-``mentorly train text``, and the model hooks (prepare, list, delete).
+``mentorly train text``, and the model hooks (prepare, list, delete). Custom models belong to
+the tenant that trained them; the sentiment preset is shared.
 
 Heavy imports (scikit-learn, the embedder) happen when a hook or the tool first needs them.
 ``list_text_models``, ``delete_text_model`` and ``prepare_sentiment`` are importable from here.
@@ -51,20 +52,20 @@ def register_commands(cli: Any) -> None:
 
 
 @hookimpl
-def list_models(settings: Any) -> list[dict[str, Any]]:
+def list_models(settings: Any, tenant: str) -> list[dict[str, Any]]:
     from .artifacts import list_text_models
 
-    return list_text_models(settings)
+    return list_text_models(settings, tenant)
 
 
 @hookimpl
-def delete_model(settings: Any, name: str) -> bool:
+def delete_model(settings: Any, name: str, tenant: str) -> bool:
     from assistant.errors import InvalidInput, NotFound
 
     from .artifacts import delete_text_model
 
     try:
-        delete_text_model(settings, name)
+        delete_text_model(settings, name, tenant)
     except (InvalidInput, NotFound):
         return False  # not a text model this plugin wrote
     return True

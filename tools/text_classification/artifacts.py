@@ -1,18 +1,15 @@
-"""Versioned text-classifier artifacts under ``settings.home/models/text/NAME/vN/``.
+"""Versioned text-classifier artifacts: a tenant's custom models under
+``models/tenants/TENANT/text/NAME/vN/``, the shared presets (``sentiment``, built from public
+reviews, used by every tenant) under ``models/text/NAME/vN/``.
 
 Each version holds ``weights.npz`` (a linear model over embeddings: ``coef``, ``intercept``)
 and ``meta.json`` (classes, embedder, metrics, training data summary). No pickles: loading an
-artifact never executes code. A version is written to a temporary folder and renamed into
-place, so a crash never leaves half a model.
+artifact never executes code. Versions are written by ``assistant.model_store`` (a hidden
+folder renamed into place, so a crash never leaves half a model).
 """
 
 from __future__ import annotations
 
-import json
-import re
-import shutil
-import tempfile
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,25 +19,33 @@ from typing import Any
 import numpy as np
 
 from assistant.errors import InvalidInput, ModelError, NotFound
-from tools.text_classification.language import shown
+from assistant.model_store import VersionedStore, check_name, tenant_root
 
 SENTIMENT = "sentiment"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_VERSION = re.compile(r"^v(\d+)$")
+SHARED = frozenset({SENTIMENT})
+"""Preset names: one shared model each, no tenant's (and no tenant may train one)."""
+WEIGHTS = "weights.npz"
+
+__all__ = ["SENTIMENT", "SHARED", "LinearTextModel", "check_name", "delete_text_model",
+           "latest_version", "list_text_models", "load_model", "model_path", "save_model",
+           "text_models_dir"]
 
 
-def text_models_dir(settings: Any) -> Path:
-    return Path(settings.home) / "models" / "text"
+def text_models_dir(settings: Any, tenant: str | None = None) -> Path:
+    """``tenant``'s folder of custom text models; with no tenant, the shared presets' folder."""
+    if tenant is None:
+        return Path(settings.models_dir) / "text"
+    return tenant_root(settings, "text", tenant, keep=SHARED)
 
 
-def check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
-        raise InvalidInput(
-            f"invalid model name {shown(name)}: use 1-64 letters, digits, '_', '-' or '.', "
-            "starting with a letter or digit",
-            zh=f"模型名称 {shown(name)} 无效：请用 1-64 个字母、数字、'_'、'-' 或 '.'，"
-               "并以字母或数字开头")
-    return name
+def _store(settings: Any, name: str, tenant: str | None) -> VersionedStore:
+    """Where ``name`` lives for ``tenant``: a preset in the shared folder, anything else in the
+    tenant's own (a tenant is then required)."""
+    check_name(name)
+    if name not in SHARED and tenant is None:
+        raise InvalidInput(f"text model {name!r}: a tenant is required for custom models")
+    root = text_models_dir(settings, None if name in SHARED else tenant)
+    return VersionedStore.open(root, weights=WEIGHTS, label="text model")
 
 
 @dataclass
@@ -87,57 +92,51 @@ class LinearTextModel:
         return out
 
 
-def _versions(folder: Path) -> list[int]:
-    if not folder.is_dir():
-        return []
-    return sorted(int(m.group(1)) for p in folder.iterdir()
-                  if p.is_dir() and (m := _VERSION.match(p.name)) and (p / "meta.json").is_file())
-
-
-_write_lock = threading.Lock()
-
-
 def save_model(settings: Any, name: str, classes: list[str], coef: np.ndarray,
                intercept: np.ndarray, meta: dict[str, Any],
-               extras: dict[str, np.ndarray] | None = None) -> LinearTextModel:
-    check_name(name)
-    folder = text_models_dir(settings) / name
-    folder.mkdir(parents=True, exist_ok=True)
-    with _write_lock:
-        version = (_versions(folder) or [0])[-1] + 1
-        full_meta = {**meta, "name": name, "version": version, "classes": list(classes),
-                     "created": datetime.now(UTC).isoformat(timespec="seconds"),
-                     "format": "mentorly-text-linear/1"}
-        tmp = Path(tempfile.mkdtemp(prefix=f".v{version}-", dir=folder))
-        try:
-            np.savez(tmp / "weights.npz", coef=coef.astype(np.float32),
-                     intercept=intercept.astype(np.float32), **(extras or {}))
-            (tmp / "meta.json").write_text(json.dumps(full_meta, ensure_ascii=False, indent=2),
-                                           "utf-8")
-            tmp.rename(folder / f"v{version}")
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    return LinearTextModel(name, version, list(classes), coef, intercept, full_meta,
+               extras: dict[str, np.ndarray] | None = None, *,
+               tenant: str | None = None) -> LinearTextModel:
+    """Save a new version of ``tenant``'s model ``name`` (no tenant: a shared preset)."""
+    if name in SHARED and tenant is not None:
+        raise InvalidInput(f"{name!r} is reserved for the shared preset: choose another name",
+                           zh=f"{name!r} 是共享预置模型的名称，请换一个名称")
+    store = _store(settings, name, tenant)
+    full_meta = {**meta, "name": name, "classes": list(classes),
+                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                 "format": "mentorly-text-linear/1"}
+    with store.writing(name) as pending:
+        np.savez(pending.path / WEIGHTS, coef=coef.astype(np.float32),
+                 intercept=intercept.astype(np.float32), **(extras or {}))
+        saved = store.commit(pending, full_meta)
+    return LinearTextModel(name, saved.version, list(classes), coef, intercept, saved.meta,
                            dict(extras or {}))
 
 
-def latest_version(settings: Any, name: str) -> int | None:
-    versions = _versions(text_models_dir(settings) / check_name(name))
-    return versions[-1] if versions else None
+def latest_version(settings: Any, name: str, *, tenant: str | None = None) -> int | None:
+    return _store(settings, name, tenant).latest(name)
 
 
-def load_model(settings: Any, name: str, version: int | None = None) -> LinearTextModel:
-    check_name(name)
-    folder = text_models_dir(settings) / name
-    version = version if version is not None else latest_version(settings, name)
-    if version is None:
+def model_path(settings: Any, name: str, version: int, *, tenant: str | None = None) -> Path:
+    return _store(settings, name, tenant).path(name, version)
+
+
+def load_model(settings: Any, name: str, version: int | None = None, *,
+               tenant: str | None = None) -> LinearTextModel:
+    """A version (default: the latest) of ``tenant``'s model ``name``, or of a shared preset.
+    ``NotFound`` names only this tenant's models."""
+    store = _store(settings, name, tenant)
+    versions = store.versions(name)
+    if version is None and not versions:
+        available = [m["name"] for m in list_text_models(settings, tenant)] if tenant else []
         raise NotFound(f"no text model named {name!r}; available: "
-                       f"{', '.join(m['name'] for m in list_text_models(settings)) or 'none'}")
-    path = folder / f"v{version}"
+                       f"{', '.join(available) or 'none'}")
+    version = version if version is not None else versions[-1]
+    if version not in versions:
+        raise NotFound(f"text model {name!r} has no version {version}")
+    path = store.path(name, version)
     try:
-        meta = json.loads((path / "meta.json").read_text("utf-8"))
-        with np.load(path / "weights.npz", allow_pickle=False) as data:
+        meta = store.meta(name, version)
+        with np.load(path / WEIGHTS, allow_pickle=False) as data:
             coef, intercept = np.asarray(data["coef"]), np.asarray(data["intercept"])
             extras = {k: np.asarray(data[k]) for k in data.files if k not in ("coef", "intercept")}
         classes = [str(c) for c in meta["classes"]]
@@ -150,33 +149,35 @@ def load_model(settings: Any, name: str, version: int | None = None) -> LinearTe
     return LinearTextModel(name, version, classes, coef, intercept, meta, extras)
 
 
-def list_text_models(settings: Any) -> list[dict[str, Any]]:
-    """The latest version of every text model: name, version, versions, classes, metrics, …
-    (for ``mentorly models list``)."""
-    root = text_models_dir(settings)
+def list_text_models(settings: Any, tenant: str) -> list[dict[str, Any]]:
+    """The latest version of the shared presets and of ``tenant``'s own text models: name,
+    version, versions, classes, metrics, … (for ``mentorly models list``). Versions that
+    cannot be read are skipped with a warning."""
+    own = VersionedStore.open(text_models_dir(settings, tenant), weights=WEIGHTS,
+                              label="text model")
+    found = [(_store(settings, name, None), name, True) for name in sorted(SHARED)]
+    found += [(own, name, False) for name in own.names() if name not in SHARED]
     out: list[dict[str, Any]] = []
-    if not root.is_dir():
-        return out
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and _NAME.match(p.name)):
-        versions = _versions(folder)
+    for store, name, shared in found:
+        versions = store.versions(name)
         if not versions:
             continue
-        try:
-            meta = json.loads((folder / f"v{versions[-1]}" / "meta.json").read_text("utf-8"))
-        except (OSError, ValueError):
-            meta = {}
-        out.append({"kind": "text", "name": folder.name, "version": versions[-1],
+        meta = store.meta(name, versions[-1])
+        out.append({"kind": "text", "name": name, "version": versions[-1],
                     "versions": versions, "classes": meta.get("classes", []),
                     "metrics": meta.get("metrics", {}), "embedder": meta.get("embedder"),
-                    "created": meta.get("created"), "path": str(folder / f"v{versions[-1]}")})
+                    "created": meta.get("created"), "shared": shared,
+                    "path": str(store.path(name, versions[-1]))})
     return out
 
 
-def delete_text_model(settings: Any, name: str) -> int:
-    """Remove every version of a text model; returns how many were removed."""
-    folder = text_models_dir(settings) / check_name(name)
-    versions = _versions(folder)
-    if not folder.is_dir():
+def delete_text_model(settings: Any, name: str, tenant: str) -> int:
+    """Remove every version of ``tenant``'s text model; returns how many were removed.
+    Shared presets are no tenant's to delete."""
+    if check_name(name) in SHARED:
+        raise InvalidInput(f"{name!r} is a shared preset, not a tenant's model "
+                           "(`mentorly models prepare` rebuilds it)")
+    removed = _store(settings, name, tenant).delete(name)
+    if removed is None:
         raise NotFound(f"no text model named {name!r}")
-    shutil.rmtree(folder)
-    return len(versions)
+    return removed

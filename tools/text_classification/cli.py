@@ -32,15 +32,18 @@ def _report(model: LinearTextModel) -> None:
 @click.option("--size", type=click.IntRange(10, 15_000), default=None,
               help="--preset sentiment: reviews to train on (default 2400)")
 @click.option("--force", is_flag=True, help="--preset: retrain even if an identical model exists")
+@click.option("--tenant", default=None,
+              help="Tenant that owns the model; only its keys can use it (default: "
+                   "settings.default_tenant, 'default'). Presets are shared by every tenant.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 def train_text(ctx: click.Context, file: Path | None, name: str | None, preset: str | None,
-               size: int | None, force: bool, quiet: bool) -> None:
+               size: int | None, force: bool, tenant: str | None, quiet: bool) -> None:
     """Train a text classifier on multilingual embeddings.
 
     FILE is a UTF-8 .csv (columns text,label) or .jsonl ({"text", "label"} per line).
     Prints cross-validated accuracy and macro-F1 and saves a new version under
-    MENTORLY_HOME/models/text/NAME/.
+    MENTORLY_HOME/models/tenants/TENANT/text/NAME/.
     """
     # Imported here, not at the top: sklearn would slow every `mentorly` command by seconds.
     from tools.text_classification.sentiment import prepare_sentiment
@@ -61,7 +64,8 @@ def train_text(ctx: click.Context, file: Path | None, name: str | None, preset: 
             texts, labels = read_dataset(file)  # type: ignore[arg-type]
             embedder = shared_embedder(settings.embedder.name, settings.embedder.threads)
             model = train_classifier(settings, embedder, name, texts, labels, progress=not quiet,
-                                     extra_meta={"source": Path(file).name})  # type: ignore[arg-type]
+                                     extra_meta={"source": Path(file).name},
+                                     tenant=tenant or settings.default_tenant)  # type: ignore[arg-type]
     except MentorlyError as exc:
         raise click.ClickException(exc.message) from None
     _report(model)

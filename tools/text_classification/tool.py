@@ -18,7 +18,7 @@ from tools.text_classification.artifacts import (
     check_name,
     latest_version,
     load_model,
-    text_models_dir,
+    model_path,
 )
 from tools.text_classification.examples import EXAMPLES
 from tools.text_classification.extraction import extract_arguments
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 TOOL_VERSION = "1.0.0"
 
 _zero_shot: dict[str, ZeroShotClassifier] = {}
-_models: dict[tuple[Path, str, int, int], LinearTextModel] = {}
+_models: dict[tuple[Path, int], LinearTextModel] = {}
 _lock = threading.Lock()
 
 
@@ -63,21 +63,22 @@ def zero_shot_classifier(embedder: Embedder) -> ZeroShotClassifier:
         return clf
 
 
-def trained_model(settings: Any, name: str) -> LinearTextModel | None:
-    """The latest version of a trained text model, cached; None if it was never trained."""
-    version = latest_version(settings, name)
+def trained_model(settings: Any, name: str, tenant: str | None = None) -> LinearTextModel | None:
+    """The latest version of ``tenant``'s text model ``name`` (or of a shared preset), cached;
+    None if it was never trained."""
+    version = latest_version(settings, name, tenant=tenant)
     if version is None:
         return None
-    meta = text_models_dir(settings) / name / f"v{version}" / "meta.json"
+    folder = model_path(settings, name, version, tenant=tenant)  # the tenant's own folder
     try:  # the modification time tells a retrained v1 (after a delete) from the old v1
-        stamp = meta.stat().st_mtime_ns
+        stamp = (folder / "meta.json").stat().st_mtime_ns
     except OSError:
         stamp = 0
-    key = (Path(settings.home), name, version, stamp)
+    key = (folder, stamp)
     with _lock:
         cached = _models.get(key)
     if cached is None:
-        cached = load_model(settings, name, version)
+        cached = load_model(settings, name, version, tenant=tenant)
         with _lock:
             _models[key] = cached
     return cached
@@ -129,21 +130,23 @@ def _summary(prediction: Prediction, method: str, lang: str = "en") -> str:
 
 def run_classification(text: str, labels: list[str] | None = None, model: str | None = None,
                        multi_label: bool = False, settings: Any = None,
-                       language: str = "en") -> ToolResult:
-    """The tool's body, callable without a ``ToolContext``.
+                       language: str = "en", tenant: str | None = None) -> ToolResult:
+    """The tool's body, callable without a ``ToolContext``. A named ``model`` is looked up
+    among ``tenant``'s models (default: the settings' default tenant) and the shared presets.
 
     Bad arguments (an empty text, labels that are not a list of 2 or more distinct strings, an
     invalid or unknown model name) raise ``ToolError`` with the reason in English and Chinese:
     the agent shows a ``ToolError`` to the learner and treats anything else as a crash."""
     try:
-        return _classify(text, labels, model, multi_label, settings, language)
+        return _classify(text, labels, model, multi_label, settings, language, tenant)
     except (InvalidInput, NotFound) as exc:
         raise ToolError(exc.message, zh=exc.zh) from None
 
 
 def _classify(text: str, labels: list[str] | None, model: str | None, multi_label: bool,
-              settings: Any, language: str) -> ToolResult:
+              settings: Any, language: str, tenant: str | None) -> ToolResult:
     settings = settings if settings is not None else get_settings()
+    tenant = tenant or getattr(settings, "default_tenant", None) or "default"
     if isinstance(model, str) and not model.strip():
         model = None  # a blank name is no name: the default (sentiment or zero-shot)
     cleaned, truncated = clean_text(text)
@@ -156,8 +159,8 @@ def _classify(text: str, labels: list[str] | None, model: str | None, multi_labe
     if model is not None and labels:
         notices.append("labels were ignored because a trained model was named")
     if model is not None:
-        trained = trained_model(settings, check_name(model))
-        if trained is None:
+        trained = trained_model(settings, check_name(model), tenant)
+        if trained is None:  # another tenant's model of that name is not named either
             raise ToolError(f"no text model named {shown(model)}; train one with "
                             f"`mentorly train text FILE --name {model}`",
                             zh=f"没有名为 {shown(model)} 的文本模型；可以用 "
@@ -218,4 +221,5 @@ def classify_text(text: str, labels: list[str] | None = None, model: str | None 
     """
     return run_classification(text, labels=labels, model=model, multi_label=multi_label,
                               settings=_settings(context),
-                              language=getattr(context, "language", None) or "en")
+                              language=getattr(context, "language", None) or "en",
+                              tenant=getattr(context, "tenant", None))

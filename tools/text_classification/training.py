@@ -153,8 +153,9 @@ def train_classifier(settings: Any, embedder: Embedder, name: str, texts: Sequen
                      extra_meta: dict[str, Any] | None = None, seed: int = SEED,
                      cache_dir: Path | None = None,
                      extras: Callable[[list[str]], dict[str, np.ndarray]] | None = None,
-                     ) -> LinearTextModel:
-    """Embed, cross-validate, fit and save; ``cache_dir`` defaults to the settings' cache."""
+                     tenant: str | None = None) -> LinearTextModel:
+    """Embed, cross-validate, fit and save as ``tenant``'s model (no tenant: a shared preset);
+    ``cache_dir`` defaults to the settings' cache."""
     check_classes(labels)
     if cache_dir is None and getattr(settings, "cache_dir", None) is not None:
         cache_dir = Path(settings.cache_dir) / "text-embeddings"
@@ -165,4 +166,5 @@ def train_classifier(settings: Any, embedder: Embedder, name: str, texts: Sequen
     meta = {"kind": "logistic-regression", "embedder": embedder.name, "C": C, "seed": seed,
             "embed_chars": MAX_CLASSIFY_CHARS, "metrics": metrics, **(extra_meta or {})}
     arrays = extras(classes) if extras is not None else None
-    return save_model(settings, name, classes, model.coef_, model.intercept_, meta, arrays)
+    return save_model(settings, name, classes, model.coef_, model.intercept_, meta, arrays,
+                      tenant=tenant)

@@ -1,0 +1,341 @@
+"""Versioned custom models, one tree per tenant: ``models/tenants/TENANT/KIND/NAME/vN/``.
+
+A version is written into a hidden folder beside its siblings (``NAME/.partial-…``), its files
+flushed to disk, ``meta.json`` last, then renamed into place in one step: a crash never leaves
+a folder ``vN`` that looks finished. Listing skips versions it cannot read (with a warning)
+instead of failing for every model. Hidden folders that a killed training left behind are
+removed when a store opens, once older than ``STALE_AFTER_S``: a training only creates its
+folder at the very end, to write for seconds, so an older one belongs to no live writer.
+
+Models from before tenancy (``models/KIND/NAME/``) belong to the default tenant: they move to
+its tree, once, the first time a tenant's store of that kind is asked for in a process.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+from assistant.errors import InvalidInput, ModelError
+
+log = logging.getLogger(__name__)
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+VERSION_RE = re.compile(r"^v(\d+)$")
+_PLAIN_TENANT = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+_TEMP = re.compile(r"^\.(partial-|v\d+-)")  # ours, and the text plugin's before this module
+TEMP_PREFIX = ".partial-"
+STALE_AFTER_S = 3600.0
+META = "meta.json"
+LEGACY_TENANT = "default"
+
+
+def _shown(value: object, limit: int = 60) -> str:
+    text = str(value)
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+def check_name(name: str) -> str:
+    """``name`` if it is a valid model name (it becomes a folder), else ``InvalidInput``."""
+    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
+        raise InvalidInput(
+            f"invalid model name {_shown(name)}: use 1-64 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit",
+            zh=f"模型名称 {_shown(name)} 无效：请用 1-64 个字母、数字、'_'、'-' 或 '.'，"
+               "并以字母或数字开头")
+    return name
+
+
+def tenant_dir(tenant: str) -> str:
+    """The folder name of ``tenant``: the id itself when it is lower-case letters, digits,
+    '_', '-' and '.' starting with a letter or digit; otherwise ``_`` and a hash of it, which
+    no plain id can equal (so no path tricks, and no two ids share a folder on a disk that
+    ignores case)."""
+    if not isinstance(tenant, str) or not tenant:
+        raise InvalidInput("a tenant id is required for custom models")
+    if _PLAIN_TENANT.match(tenant):
+        return tenant
+    return "_" + hashlib.sha256(tenant.encode("utf-8")).hexdigest()[:32]
+
+
+def tenant_root(settings: Any, kind: str, tenant: str, *, keep: Iterable[str] = ()) -> Path:
+    """Where ``tenant``'s models of ``kind`` live. Moves the legacy un-tenanted models of that
+    kind to the default tenant first (once per process); ``keep`` names stay where they are
+    (shared presets that belong to no tenant)."""
+    folder = tenant_dir(tenant)
+    migrate_legacy(settings, kind, keep=keep)
+    return Path(settings.models_dir) / "tenants" / folder / kind
+
+
+_migrated: set[Path] = set()
+_migrate_lock = threading.Lock()
+
+
+def migrate_legacy(settings: Any, kind: str, *, keep: Iterable[str] = ()) -> list[str]:
+    """Move ``models/KIND/NAME/`` folders to the default tenant's tree; returns the names
+    moved. Each move is one rename, so replicas that migrate at once cannot split a model."""
+    legacy = Path(settings.models_dir) / kind
+    with _migrate_lock:
+        if legacy in _migrated:
+            return []
+        _migrated.add(legacy)
+    if not legacy.is_dir():
+        return []
+    owner = getattr(settings, "default_tenant", None) or LEGACY_TENANT
+    target = Path(settings.models_dir) / "tenants" / tenant_dir(owner) / kind
+    kept = set(keep)
+    moved: list[str] = []
+    for folder in sorted(legacy.iterdir()):
+        if not folder.is_dir() or folder.name in kept or not NAME_RE.match(folder.name):
+            continue
+        destination = target / folder.name
+        if destination.exists():
+            log.warning("legacy %s model %s not moved: %s already exists", kind, folder, destination)
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.rename(destination)
+        except FileNotFoundError:
+            continue  # another process moved it first
+        except OSError as exc:
+            log.warning("legacy %s model %s not moved to %s: %s", kind, folder, destination, exc)
+            continue
+        moved.append(folder.name)
+    if moved:
+        log.info("moved %d %s model(s) from %s to tenant %r: %s", len(moved), kind, legacy, owner,
+                 ", ".join(moved))
+    return moved
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A version being written: put its files in ``path``, then ``VersionedStore.commit``."""
+
+    name: str
+    version: int
+    path: Path
+
+
+@dataclass(frozen=True)
+class Saved:
+    name: str
+    version: int
+    path: Path
+    meta: dict[str, Any]
+
+
+def _fsync(path: Path, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_stores: dict[tuple[type, Path], Any] = {}
+_stores_lock = threading.Lock()
+
+
+class VersionedStore:
+    """The models under one root (one tenant, one kind): ``NAME/vN/{meta.json, WEIGHTS, …}``.
+    A version counts when both ``meta.json`` (a JSON object) and the ``weights`` file are
+    there; the highest such version is the one in use."""
+
+    def __init__(self, root: Path, *, weights: str, label: str = "model",
+                 stale_after_s: float = STALE_AFTER_S) -> None:
+        self.root = Path(root)
+        self.weights = weights
+        self.label = label
+        self._meta_cache: dict[Path, tuple[tuple[int, int], dict[str, Any] | None]] = {}
+        self._warned: set[tuple[Path, str]] = set()
+        self._write_lock = threading.Lock()
+        self.clean_stale(stale_after_s)
+
+    @classmethod
+    def open(cls, root: Path, **kwargs: Any) -> Self:
+        """One store per root and class in a process, so caches (and the clean-up) are shared."""
+        key = (cls, Path(root))
+        with _stores_lock:
+            store = _stores.get(key)
+            if store is None:
+                store = _stores[key] = cls(Path(root), **kwargs)
+            return store  # type: ignore[no-any-return]
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def folder(self, name: str) -> Path:
+        return self.root / check_name(name)
+
+    def path(self, name: str, version: int) -> Path:
+        return self.folder(name) / f"v{version}"
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir()
+                      if p.is_dir() and NAME_RE.match(p.name) and ".." not in p.name)
+
+    def _numbers(self, name: str) -> list[int]:
+        folder = self.folder(name)
+        if not folder.is_dir():
+            return []
+        return sorted(int(m.group(1)) for p in folder.iterdir() if (m := VERSION_RE.match(p.name)))
+
+    def _warn(self, path: Path, reason: str) -> None:
+        if (path, reason) not in self._warned:
+            self._warned.add((path, reason))
+            log.warning("skipping %s version %s: %s", self.label, path, reason)
+
+    def _read_meta(self, version_dir: Path) -> dict[str, Any] | None:
+        """The parsed ``meta.json``, cached until the file changes; None (warned once) when a
+        file is missing or unreadable."""
+        path = version_dir / META
+        try:
+            st = path.stat()
+        except OSError:
+            self._warn(version_dir, f"no {META} (an interrupted save?)")
+            return None
+        stamp = (st.st_mtime_ns, st.st_size)
+        cached = self._meta_cache.get(path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        data: dict[str, Any] | None
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+            data = loaded if isinstance(loaded, dict) else None
+            if data is None:
+                self._warn(version_dir, f"{META} is not a JSON object")
+        except (OSError, ValueError) as exc:
+            self._warn(version_dir, f"unreadable {META}: {exc}")
+            data = None
+        if data is not None and not (version_dir / self.weights).is_file():
+            self._warn(version_dir, f"no {self.weights}")
+            data = None
+        self._meta_cache[path] = (stamp, data)
+        return data
+
+    def versions(self, name: str) -> list[int]:
+        """The complete, readable versions of ``name``, oldest first."""
+        folder = self.folder(name)
+        return [v for v in self._numbers(name) if self._read_meta(folder / f"v{v}") is not None]
+
+    def latest(self, name: str) -> int | None:
+        versions = self.versions(name)
+        return versions[-1] if versions else None
+
+    def meta(self, name: str, version: int) -> dict[str, Any]:
+        data = self._read_meta(self.path(name, version))
+        if data is None:
+            raise ModelError(f"{self.label} {name!r} v{version} is missing or unreadable")
+        return dict(data)
+
+    def entries(self) -> list[tuple[str, list[int], dict[str, Any]]]:
+        """``(name, versions, meta of the latest)`` for every model with a readable version;
+        a model whose versions are all broken is left out (and warned about), not fatal."""
+        out = []
+        for name in self.names():
+            versions = self.versions(name)
+            if versions:
+                out.append((name, versions, self.meta(name, versions[-1])))
+        return out
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def begin(self, name: str) -> Pending:
+        """A hidden folder to write the next version of ``name`` into."""
+        folder = self.folder(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        version = max(self._numbers(name), default=0) + 1
+        path = folder / f"{TEMP_PREFIX}v{version}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        path.mkdir()
+        return Pending(name, version, path)
+
+    def commit(self, pending: Pending, meta: dict[str, Any]) -> Saved:
+        """Write ``meta.json`` (with the version), flush every file and rename the folder into
+        place. If another writer took the number meanwhile, the next free one is used."""
+        if not (pending.path / self.weights).is_file():
+            raise ModelError(f"{self.label} {pending.name!r}: {self.weights} was not written")
+        folder = self.folder(pending.name)
+        version = pending.version
+        with self._write_lock:
+            while True:
+                data = {**meta, "version": version}
+                (pending.path / META).write_text(json.dumps(data, ensure_ascii=False, indent=2),
+                                                 encoding="utf-8")
+                for file in pending.path.iterdir():
+                    if file.is_file():
+                        _fsync(file)
+                _fsync(pending.path, directory=True)
+                target = folder / f"v{version}"
+                try:
+                    pending.path.rename(target)
+                except OSError as exc:
+                    if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                        raise
+                    version = max([version, *self._numbers(pending.name)]) + 1
+                    continue
+                _fsync(folder, directory=True)
+                return Saved(pending.name, version, target, data)
+
+    def abort(self, pending: Pending) -> None:
+        shutil.rmtree(pending.path, ignore_errors=True)
+
+    @contextmanager
+    def writing(self, name: str) -> Iterator[Pending]:
+        """``begin``; the hidden folder is removed on any exit that did not ``commit`` it."""
+        pending = self.begin(name)
+        try:
+            yield pending
+        finally:
+            self.abort(pending)  # a no-op after commit: the folder was renamed
+
+    def delete(self, name: str) -> int | None:
+        """Remove every version of ``name`` (renamed away first, so readers never see half a
+        model); returns how many complete versions it had, None if there was no such model."""
+        folder = self.folder(name)
+        if not folder.is_dir():
+            return None
+        count = len(self.versions(name))
+        doomed = self.root / f"{TEMP_PREFIX}deleted-{name}-{uuid.uuid4().hex[:8]}"
+        try:
+            folder.rename(doomed)
+        except FileNotFoundError:
+            return None
+        shutil.rmtree(doomed, ignore_errors=True)
+        return count
+
+    # -- housekeeping -----------------------------------------------------------------------
+
+    def clean_stale(self, max_age_s: float = STALE_AFTER_S) -> list[Path]:
+        """Remove hidden unfinished folders older than ``max_age_s``; returns them."""
+        if not self.root.is_dir():
+            return []
+        now = time.time()
+        candidates = [p for p in self.root.iterdir() if p.name.startswith(TEMP_PREFIX)]
+        for folder in self.root.iterdir():
+            if folder.is_dir() and NAME_RE.match(folder.name):
+                candidates += [p for p in folder.iterdir() if _TEMP.match(p.name)]
+        removed = []
+        for path in candidates:
+            try:
+                if not path.is_dir() or now - path.stat().st_mtime <= max_age_s:
+                    continue
+            except OSError:
+                continue
+            shutil.rmtree(path, ignore_errors=True)
+            log.warning("removed %s, left by an interrupted save or delete", path)
+            removed.append(path)
+        return removed
