@@ -21,10 +21,13 @@ _EXPORTS = {
     "KnowledgeBase": "knowledge.base",
     "CollectionNotFound": "knowledge.errors",
     "DocumentNotFound": "knowledge.errors",
+    "DocumentTooLarge": "knowledge.errors",
     "EmbedderMismatch": "knowledge.errors",
     "IndexCorrupt": "knowledge.errors",
     "KnowledgeError": "knowledge.errors",
     "UnreadableDocument": "knowledge.errors",
+    "UnpackLimits": "knowledge.unpacking",
+    "WrongFormat": "knowledge.errors",
 }
 
 __all__ = sorted(_EXPORTS)

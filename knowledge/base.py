@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
@@ -37,13 +38,14 @@ from knowledge.embedders import Embedder
 from knowledge.errors import (
     CollectionNotFound,
     DocumentNotFound,
+    DocumentTooLarge,
     EmbedderMismatch,
     KnowledgeError,
     UnreadableDocument,
 )
 from knowledge.fusion import fuse_scores, fusion_weights, secondary_applies
 from knowledge.lexical import BM25Index
-from knowledge.loaders import DEFAULT_MAX_BYTES, iter_files, load_file
+from knowledge.loaders import DEFAULT_MAX_BYTES, LoadedDocument, iter_files, load_file
 from knowledge.relevance import CROSS_LINGUAL_REDUCTION, Baseline, default_min_margin
 from knowledge.splitting import Chunk, Splitter
 from knowledge.store import (
@@ -55,6 +57,7 @@ from knowledge.store import (
     DocumentRow,
     make_sessionmaker,
 )
+from knowledge.unpacking import UnpackLimits
 from knowledge.vectors import VectorIndex, file_signature
 
 log = logging.getLogger(__name__)
@@ -63,6 +66,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class KBConfig:
     max_file_bytes: int = DEFAULT_MAX_BYTES
+    limits: UnpackLimits = field(default_factory=UnpackLimits)  # what a file may unpack to
     chunk_units: int = 160
     overlap_units: int = 24
     min_relevance: float | None = None  # cosine minus the query's baseline; None: by embedder
@@ -81,6 +85,7 @@ class FileOutcome:
     action: str  # added | replaced | skipped | failed
     reason: str = ""
     chunks: int = 0
+    error: str = ""  # failed only: too_large | unreadable | internal (a bug: the log has it)
 
 
 @dataclass
@@ -274,7 +279,15 @@ class KnowledgeBase:
                                     secondary=self.secondary.name if self.secondary else None,
                                     secondary_dim=self.secondary.dim if self.secondary else None)
                 s.add(col)
-                s.commit()
+                try:
+                    s.commit()
+                except IntegrityError:
+                    # two first uploads to a new collection at once: the other one created it
+                    s.rollback()
+                    col = s.scalar(select(CollectionRow).where(CollectionRow.tenant == tenant,
+                                                               CollectionRow.name == name))
+                    if col is None:
+                        raise
             return col
 
     def delete_collection(self, tenant: str, name: str) -> None:
@@ -350,16 +363,21 @@ class KnowledgeBase:
         if source in seen:
             return FileOutcome(source, "skipped", "another file with the same name in this ingest")
         seen.add(source)
-        try:
-            loaded = load_file(path, source, self.config.max_file_bytes)
-        except UnreadableDocument as exc:
-            return FileOutcome(source, "failed", str(exc))
+        loaded = self._load(path, source)
+        if isinstance(loaded, FileOutcome):
+            return loaded
         old = current.get(source)
         if old is not None and old.content_hash == loaded.content_hash:
             return FileOutcome(source, "skipped", "unchanged", old.n_chunks)
-        chunks = self._splitter.split(loaded.sections)
+        try:
+            chunks = self._splitter.split(loaded.sections)
+        except Exception as exc:  # noqa: BLE001 - one file's failure must not stop the others
+            log.exception("splitting %s failed", source)
+            return FileOutcome(source, "failed", f"unexpected error while splitting it "
+                               f"({type(exc).__name__}); the log has the details",
+                               error="internal")
         if not chunks:
-            return FileOutcome(source, "failed", "no text to index")
+            return FileOutcome(source, "failed", "no text to index", error="unreadable")
         texts = [c.embedding_text() for c in chunks]
         vectors = self._embed_documents(texts, self.embedder)
         vectors2 = (self._embed_documents(texts, self.secondary)
@@ -391,6 +409,21 @@ class KnowledgeBase:
             return FileOutcome(source, "replaced", "content changed" + (f"; {notes}" if notes else ""),
                                len(chunks))
         return FileOutcome(source, "added", notes, len(chunks))
+
+    def _load(self, path: Path, source: str) -> LoadedDocument | FileOutcome:
+        """The loaded file, or the outcome saying why it failed: whatever a loader raises fails
+        this file only, and a folder's other files are still ingested."""
+        try:
+            return load_file(path, source, self.config.max_file_bytes, self.config.limits)
+        except DocumentTooLarge as exc:
+            return FileOutcome(source, "failed", str(exc), error="too_large")
+        except UnreadableDocument as exc:
+            return FileOutcome(source, "failed", str(exc), error="unreadable")
+        except Exception as exc:  # noqa: BLE001 - a loader bug or a parser's unforeseen error
+            log.exception("reading %s failed", source)
+            return FileOutcome(source, "failed", f"unexpected error while reading it "
+                               f"({type(exc).__name__}); the log has the details",
+                               error="internal")
 
     def _embed_documents(self, texts: Sequence[str], embedder: Embedder) -> np.ndarray:
         step = max(self.config.embed_batch, 1)

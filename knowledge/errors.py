@@ -11,6 +11,16 @@ class UnreadableDocument(KnowledgeError):
     """A file that cannot be ingested (empty, binary, encrypted, corrupt, too large...)."""
 
 
+class DocumentTooLarge(UnreadableDocument):
+    """Over a size limit: the file itself, or what it unpacks to (a ZIP member, a PDF stream,
+    its text). The product answers 413."""
+
+
+class WrongFormat(UnreadableDocument):
+    """The bytes are not the format the file name says (a ``.docx`` that is no ZIP archive or
+    has no ``word/document.xml``). The product answers 415."""
+
+
 class CollectionNotFound(KnowledgeError):
     pass
 

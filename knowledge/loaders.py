@@ -3,6 +3,11 @@
 A loader never follows links or fetches anything a document mentions. Text that is not
 UTF-8 is decoded as GB18030 (common for Chinese files) or Windows-1252 when that decodes
 cleanly, and the report says so; bytes that look binary are refused.
+
+What a file may unpack to is bounded (``knowledge.unpacking.UnpackLimits``): a ``.docx`` is
+checked as an archive before python-docx reads it, and a PDF's streams, pages and text are
+capped while pypdf reads it. Any failure of a parser on a damaged file becomes
+``UnreadableDocument`` (``DocumentTooLarge`` for a limit), never another exception.
 """
 
 from __future__ import annotations
@@ -13,8 +18,10 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from knowledge.errors import UnreadableDocument
+from knowledge.errors import DocumentTooLarge, UnreadableDocument, WrongFormat
+from knowledge.unpacking import UnpackLimits, check_docx, mb
 
 SUFFIXES = (".txt", ".md", ".markdown", ".pdf", ".html", ".htm", ".docx")
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
@@ -54,9 +61,10 @@ def iter_files(paths: Iterable[Path]) -> Iterator[tuple[Path, str]]:
             yield path, path.name
 
 
-def load_file(path: Path, source: str | None = None,
-              max_bytes: int = DEFAULT_MAX_BYTES) -> LoadedDocument:
+def load_file(path: Path, source: str | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
+              limits: UnpackLimits | None = None) -> LoadedDocument:
     """Read one file; ``UnreadableDocument`` says why it cannot be used."""
+    limits = limits or UnpackLimits()
     path = Path(path)
     source = source or path.name
     suffix = path.suffix.lower()
@@ -68,7 +76,7 @@ def load_file(path: Path, source: str | None = None,
     except OSError as exc:
         raise UnreadableDocument(f"cannot read the file: {exc.strerror or exc}") from None
     if size > max_bytes:
-        raise UnreadableDocument(f"the file has {size / 1e6:.1f} MB; the limit is "
+        raise DocumentTooLarge(f"the file has {size / 1e6:.1f} MB; the limit is "
                                  f"{max_bytes / 1e6:.1f} MB")
     if size == 0:
         raise UnreadableDocument("the file is empty")
@@ -76,9 +84,9 @@ def load_file(path: Path, source: str | None = None,
     digest = hashlib.sha256(data).hexdigest()
     notes: list[str] = []
     if suffix == ".pdf":
-        sections = _pdf(data)
+        sections = _pdf(data, limits)
     elif suffix == ".docx":
-        sections = _docx(data)
+        sections = _docx(data, limits)
     else:
         text, encoding = decode_text(data)
         if encoding != "utf-8":
@@ -132,28 +140,104 @@ def _title(sections: list[Section], path: Path) -> str:
     return path.stem
 
 
-def _pdf(data: bytes) -> list[Section]:
+# pypdf's per-stream output limits, tightened to ``max_unpacked_bytes`` (never loosened)
+_PDF_STREAM_LIMITS = ("zlib_maximum_output_length", "lzw_maximum_output_length",
+                      "run_length_maximum_output_length", "brotli_maximum_output_length",
+                      "jbig2_maximum_output_length", "array_based_stream_maximum_output_length")
+
+
+def _pdf(data: bytes, limits: UnpackLimits) -> list[Section]:
+    """Each page's text. Bounded: each stream's output (pypdf's limits), the page count, what
+    the pages' content streams unpack to together, and the text."""
     import logging
 
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf import PdfReader, apply_configuration, get_configuration
+    from pypdf.errors import LimitReachedError
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # it logs every malformed object
+    cap = limits.max_unpacked_bytes
+    overrides = {k: min(cap, getattr(get_configuration(), k)) for k in _PDF_STREAM_LIMITS}
     try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted:
-            try:
-                ok = reader.decrypt("")
-            except Exception:  # noqa: BLE001 - any failure means "cannot open"
-                ok = 0
-            if not ok:
-                raise UnreadableDocument("the PDF is encrypted with a password")
-        return [Section(page.extract_text() or "", page=n) for n, page in enumerate(reader.pages, 1)]
+        with apply_configuration(**overrides):
+            reader = PdfReader(io.BytesIO(data))
+            if reader.is_encrypted:
+                try:
+                    ok = reader.decrypt("")
+                except Exception:  # noqa: BLE001 - any failure means "cannot open"
+                    ok = 0
+                if not ok:
+                    raise UnreadableDocument("the PDF is encrypted with a password")
+            if len(reader.pages) > limits.max_pdf_pages:
+                raise DocumentTooLarge(f"the PDF has {len(reader.pages):,} pages, over the limit of "
+                                       f"{limits.max_pdf_pages:,} ([knowledge] max_pdf_pages)")
+            sections: list[Section] = []
+            seen: set[int] = set()
+            unpacked = chars = 0
+            for n, page in enumerate(reader.pages, 1):
+                unpacked += _unpack_page_streams(page, seen)
+                if unpacked > cap:
+                    raise DocumentTooLarge(f"the PDF's pages unpack to more than {mb(cap)} (by page "
+                                           f"{n}), the limit ([knowledge] max_unpacked_mb)")
+                text = page.extract_text() or ""
+                chars += len(text)
+                if chars > cap:
+                    raise DocumentTooLarge(f"the PDF's text is over {cap:,} characters (by page {n}), "
+                                           f"the limit ([knowledge] max_unpacked_mb)")
+                sections.append(Section(text, page=n))
+            return sections
     except UnreadableDocument:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError,
-            OSError, RecursionError) as exc:
+    except LimitReachedError as exc:
+        stream_cap = mb(overrides["zlib_maximum_output_length"])
+        raise DocumentTooLarge(f"the PDF goes over a limit while unpacking ({str(exc)[:120]}); one "
+                               f"stream may unpack to {stream_cap} (the lower of pypdf's own limit "
+                               f"and [knowledge] max_unpacked_mb)") from None
+    except Exception as exc:  # noqa: BLE001 - pypdf raises many kinds on a damaged file
         raise UnreadableDocument(f"the PDF is damaged or unreadable ({type(exc).__name__})") from None
+
+
+def _unpack_page_streams(page: Any, seen: set[int]) -> int:
+    """Decode the streams text extraction will read for ``page`` (its contents and the form
+    XObjects its resources name, nested ones too) and return their size, each stream counted
+    once per document. pypdf keeps the decoded data, so extraction does not decode them again."""
+    from pypdf.generic import ArrayObject, DictionaryObject, StreamObject
+
+    total = 0
+    contents = _resolve(page.get("/Contents"))
+    todo = list(contents) if isinstance(contents, ArrayObject) else [contents]
+    resources = [(_resolve(page.get("/Resources")), 0)]
+    while todo or resources:
+        if todo:
+            stream = _resolve(todo.pop())
+            if isinstance(stream, StreamObject) and id(stream) not in seen:
+                seen.add(id(stream))
+                total += len(stream.get_data())
+            continue
+        res, depth = resources.pop()
+        xobjects = _resolve(res.get("/XObject")) if isinstance(res, DictionaryObject) else None
+        if not isinstance(xobjects, DictionaryObject) or depth > 20:
+            continue
+        for ref in xobjects.values():
+            form = _resolve(ref)
+            if isinstance(form, StreamObject) and form.get("/Subtype") == "/Form" \
+                    and id(form) not in seen:
+                todo.append(form)
+                resources.append((_resolve(form.get("/Resources")), depth + 1))
+    return total
+
+
+def _resolve(obj: Any) -> Any:
+    return obj.get_object() if obj is not None and hasattr(obj, "get_object") else obj
+
+
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0", re.I)
+
+
+def _hidden(tag: Any) -> bool:
+    """An element the page never shows: ``hidden``, ``aria-hidden``, ``display:none``."""
+    attrs = getattr(tag, "attrs", None) or {}
+    return ("hidden" in attrs or str(attrs.get("aria-hidden", "")).lower() == "true"
+            or bool(_HIDDEN_STYLE.search(str(attrs.get("style", "")))))
 
 
 def _html(text: str) -> Section:
@@ -162,6 +246,8 @@ def _html(text: str) -> Section:
 
     soup = BeautifulSoup(text, "html.parser")
     for tag in soup(["script", "style", "noscript", "template", "iframe", "svg", "head"]):
+        tag.decompose()
+    for tag in soup.find_all(_hidden):  # a reader never sees it; an injected order often hides
         tag.decompose()
     for level in range(1, 7):
         for h in soup.find_all(f"h{level}"):
@@ -172,16 +258,20 @@ def _html(text: str) -> Section:
     return Section(re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip(), markdown=True)
 
 
-def _docx(data: bytes) -> list[Section]:
-    import zipfile
-
+def _docx(data: bytes, limits: UnpackLimits) -> list[Section]:
+    try:
+        check_docx(data, limits)  # before python-docx decompresses or parses anything
+    except WrongFormat as exc:
+        raise UnreadableDocument(f"not a .docx document ({exc})") from None
     from docx import Document
 
     try:
-        doc = Document(io.BytesIO(data))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise UnreadableDocument(f"the .docx file is damaged or unreadable ({type(exc).__name__})") \
-            from None
+        return [Section(_docx_text(Document(io.BytesIO(data))), markdown=True)]
+    except Exception as exc:  # noqa: BLE001 - python-docx and lxml raise many kinds on a damaged file
+        raise UnreadableDocument(f"the .docx file is damaged or unreadable ({_problem(exc)})") from None
+
+
+def _docx_text(doc: Any) -> str:
     lines = []
     for para in doc.paragraphs:
         text = para.text.strip()
@@ -196,4 +286,12 @@ def _docx(data: bytes) -> list[Section]:
     for table in doc.tables:
         for row in table.rows:
             lines.append(" | ".join(cell.text.strip() for cell in row.cells))
-    return [Section("\n".join(lines).strip(), markdown=True)]
+    return "\n".join(lines).strip()
+
+
+def _problem(exc: Exception) -> str:
+    """A short description of a parser's exception (lxml's messages end with a location in a
+    string that means nothing to a user)."""
+    kind = "invalid XML" if type(exc).__name__ == "XMLSyntaxError" else type(exc).__name__
+    message = str(exc).split(" (<string>")[0].strip().strip("\"'")[:160]
+    return f"{kind}: {message}" if message else kind

@@ -5,15 +5,15 @@ Every operation needs the ``knowledge`` scope (``admin`` implies it) and acts on
 calling key's tenant; another tenant's collections read as unknown (404). Uploads are checked
 before anything is stored: the extension must be one the loaders read, the bytes must match it
 (PDF and DOCX signatures, text that decodes), and the size is capped by
-``MENTORLY_KNOWLEDGE__MAX_FILE_MB``.
+``MENTORLY_KNOWLEDGE__MAX_FILE_MB``. A DOCX archive is also checked against the unpacking
+limits (``knowledge.unpacking``) before anything is decompressed: a zip bomb is refused with
+413 in milliseconds. A document that cannot be read answers 422 naming the problem.
 """
 
 from __future__ import annotations
 
-import io
 import re
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,10 +24,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from assistant.api import require
 from assistant.api.schemas import ERROR_RESPONSES, ErrorResponse
+from assistant.api.uploads import read_upload
 from assistant.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
 from assistant.security import KNOWLEDGE, Principal
-from knowledge import UnreadableDocument
+from knowledge import DocumentTooLarge, UnpackLimits, UnreadableDocument, WrongFormat
 from knowledge.loaders import SUFFIXES, decode_text
+from knowledge.unpacking import check_docx
 from tools.knowledge_search.service import knowledge_base, product_errors
 from tools.knowledge_search.settings import knowledge_settings
 from tools.knowledge_search.tool import MAX_QUERY_CHARS
@@ -48,6 +50,7 @@ class FileOutcomeOut(BaseModel):
     action: str = Field(description="added | replaced | skipped | failed")
     reason: str = ""
     chunks: int = 0
+    error: str = Field("", description="when failed: too_large | unreadable | internal")
 
 
 class IngestReportOut(BaseModel):
@@ -126,6 +129,10 @@ def max_upload_bytes(runtime: Any) -> int:
     return knowledge_settings(runtime.settings).kb_config().max_file_bytes
 
 
+def unpack_limits(runtime: Any) -> UnpackLimits:
+    return knowledge_settings(runtime.settings).kb_config().limits
+
+
 def safe_filename(name: str | None) -> str:
     """The upload's base name, refused (422) when it cannot be a document name."""
     base = (name or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
@@ -136,8 +143,9 @@ def safe_filename(name: str | None) -> str:
     return base
 
 
-def check_content(filename: str, data: bytes) -> None:
-    """Refuse (415) a file whose extension the loaders do not read or whose bytes do not match it."""
+def check_content(filename: str, data: bytes, limits: UnpackLimits | None = None) -> None:
+    """Refuse (415) a file whose extension the loaders do not read or whose bytes do not match it,
+    and a DOCX archive that would unpack to too much (413) or is suspicious or damaged (422)."""
     suffix = Path(filename).suffix.lower()
     if suffix not in SUFFIXES:
         raise UnsupportedMedia(f"unsupported document type {suffix or '(none)'}; "
@@ -149,12 +157,13 @@ def check_content(filename: str, data: bytes) -> None:
             raise UnsupportedMedia(f"{filename} is not a PDF (no %PDF- signature)")
     elif suffix == ".docx":
         try:
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                names = set(archive.namelist())
-        except (zipfile.BadZipFile, ValueError):
-            raise UnsupportedMedia(f"{filename} is not a DOCX document (not a ZIP archive)") from None
-        if "word/document.xml" not in names:
-            raise UnsupportedMedia(f"{filename} is not a DOCX document (no word/document.xml)")
+            check_docx(data, limits or UnpackLimits())
+        except WrongFormat as exc:
+            raise UnsupportedMedia(f"{filename} is not a DOCX document ({exc})") from None
+        except DocumentTooLarge as exc:
+            raise PayloadTooLarge(f"{filename} cannot be ingested: {exc}") from None
+        except UnreadableDocument as exc:
+            raise InvalidInput(f"{filename} cannot be ingested: {exc}") from None
     else:
         try:
             decode_text(data)
@@ -179,7 +188,8 @@ def _ingest(runtime: Any, tenant: str, collection: str, filename: str, data: byt
             report = kb.ingest([path], tenant, collection)
     failed = [f for f in report.files if f.action == "failed"]
     if failed and len(failed) == len(report.files):
-        raise InvalidInput(f"{failed[0].source} cannot be ingested: {failed[0].reason}")
+        error = PayloadTooLarge if failed[0].error == "too_large" else InvalidInput
+        raise error(f"{failed[0].source} cannot be ingested: {failed[0].reason}")
     return report.to_dict()
 
 
@@ -219,7 +229,9 @@ def make_router(runtime: Any) -> APIRouter:
 
     @router.post("/{collection}/documents", operation_id="upload_knowledge_document",
                  response_model=IngestReportOut,
-                 responses={413: {"model": ErrorResponse, "description": "over the size limit"},
+                 responses={413: {"model": ErrorResponse,
+                                  "description": "over the size limit, or unpacks to more than "
+                                                 "[knowledge] max_unpacked_mb"},
                             415: {"model": ErrorResponse,
                                   "description": "not a supported document type, or the bytes "
                                                  "do not match the extension"}},
@@ -232,13 +244,9 @@ def make_router(runtime: Any) -> APIRouter:
         is skipped. The report says what happened."""
         limit = max_upload_bytes(runtime)
         filename = safe_filename(file.filename)
-        data = await file.read(limit + 1)
-        await file.close()
-        if not isinstance(data, bytes):
-            raise InvalidInput("the upload must be a file")
-        if len(data) > limit:
-            raise PayloadTooLarge(f"the document is over the limit of {limit:,} bytes")
-        check_content(filename, data)
+        data = await read_upload(file, limit)
+        # off the event loop: a DOCX is decompressed once (bounded) to check it
+        await anyio.to_thread.run_sync(check_content, filename, data, unpack_limits(runtime))
         return await anyio.to_thread.run_sync(_ingest, runtime, principal.tenant, collection,
                                               filename, data)
 

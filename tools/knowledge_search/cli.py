@@ -39,7 +39,11 @@ def kb() -> None:
 def ingest(paths: tuple[Path, ...], collection: str, tenant: str | None, as_json: bool,
            quiet: bool) -> None:
     """Add files and folders (.txt .md .pdf .html .docx) to a collection; changed files are
-    replaced, unchanged ones skipped."""
+    replaced, unchanged ones skipped.
+
+    Each file gets its own line (added, replaced, skipped, or failed with the reason); a file
+    that fails does not stop the others. Exit status: 0 when every file was ingested or
+    skipped, 1 when any file failed (or nothing could be done)."""
     base = knowledge_base(get_settings())
 
     def show(outcome: FileOutcome) -> None:
@@ -61,8 +65,8 @@ def ingest(paths: tuple[Path, ...], collection: str, tenant: str | None, as_json
         click.echo(f"Collection {collection!r}: {c['added']} added, {c['replaced']} replaced, "
                    f"{c['skipped']} skipped, {c['failed']} failed; {report.chunks} chunks in "
                    f"{report.seconds:.1f} s{recovered}.")
-    if report.files and report.count("failed") == len(report.files):
-        raise click.exceptions.Exit(1)  # nothing could be ingested: a script should notice
+    if report.count("failed"):
+        raise click.exceptions.Exit(1)  # a script must notice the files that were left out
 
 
 @kb.command("list")

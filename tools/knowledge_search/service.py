@@ -9,10 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from assistant.errors import ConfigError, InvalidInput, MentorlyError, NotFound
+from assistant.errors import ConfigError, InvalidInput, MentorlyError, NotFound, PayloadTooLarge
 from knowledge import (
     CollectionNotFound,
     DocumentNotFound,
+    DocumentTooLarge,
     EmbedderMismatch,
     IndexCorrupt,
     KnowledgeBase,
@@ -52,6 +53,8 @@ def to_product_error(exc: Exception) -> MentorlyError:
         return NotFound(str(exc))
     if isinstance(exc, EmbedderMismatch | IndexCorrupt | EmbedderError):
         return ConfigError(str(exc))
+    if isinstance(exc, DocumentTooLarge):
+        return PayloadTooLarge(str(exc))
     return InvalidInput(str(exc))
 
 

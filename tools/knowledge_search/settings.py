@@ -9,7 +9,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from assistant.config import PluginSettings, load_section
-from knowledge import KBConfig
+from knowledge import KBConfig, UnpackLimits
 
 
 class KnowledgeSettings(PluginSettings):
@@ -17,6 +17,14 @@ class KnowledgeSettings(PluginSettings):
     model_config = SettingsConfigDict(env_prefix="MENTORLY_KNOWLEDGE__", extra="ignore")
 
     max_file_mb: float = Field(50.0, gt=0, description="larger files are skipped with a reason")
+    max_unpacked_mb: float = Field(
+        100.0, gt=0, description="what one document may unpack to: a .docx archive's members "
+        "together, a PDF's page streams together (and each stream), its text")
+    max_compression_ratio: float = Field(
+        100.0, ge=2, description="a .docx member of 1 MB or more packed tighter than this is "
+        "refused (Word's XML packs about 5-20:1; a zip bomb 1000:1)")
+    max_archive_entries: int = Field(2000, ge=10, description="members of a .docx archive")
+    max_pdf_pages: int = Field(5000, ge=1, description="pages of a PDF")
     hybrid: bool = Field(True, description="fuse BM25 with the dense scores (knowledge.fusion)")
     lexical_weight: float = Field(0.1, ge=0.0, le=1.0)
     secondary_embedder: str = Field(
@@ -33,7 +41,11 @@ class KnowledgeSettings(PluginSettings):
     load_demo: bool = Field(True, description="load the demo handbook on `models prepare`")
 
     def kb_config(self) -> KBConfig:
-        return KBConfig(max_file_bytes=int(self.max_file_mb * 1024 * 1024), hybrid=self.hybrid,
+        limits = UnpackLimits(max_unpacked_bytes=int(self.max_unpacked_mb * 1024 * 1024),
+                              max_compression_ratio=self.max_compression_ratio,
+                              max_entries=self.max_archive_entries, max_pdf_pages=self.max_pdf_pages)
+        return KBConfig(max_file_bytes=int(self.max_file_mb * 1024 * 1024), limits=limits,
+                        hybrid=self.hybrid,
                         lexical_weight=self.lexical_weight,
                         secondary_weight=self.secondary_weight, min_relevance=self.min_relevance,
                         chunk_units=self.chunk_units, overlap_units=self.overlap_units,
