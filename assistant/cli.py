@@ -41,6 +41,12 @@ class MentorlyGroup(click.Group):
         except MentorlyError as exc:
             click.secho(f"Error: {exc.message}", fg="red", err=True)
             ctx.exit(1)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:  # a file or folder the command needs: a message, not a traceback
+            where = f": {exc.filename}" if exc.filename else ""
+            click.secho(f"Error: {exc.strerror or exc}{where}", fg="red", err=True)
+            ctx.exit(1)
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -70,7 +76,8 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--host", default=None, help="Interface to bind (default: settings.server.host).")
-@click.option("--port", type=int, default=None, help="Port (default: settings.server.port).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Port, 1-65535 (default: settings.server.port).")
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Start the service: chat UI and API."""
@@ -221,10 +228,11 @@ def _parse_arg(raw: str) -> tuple[str, Any]:
 @click.argument("name")
 @click.option("--arg", "args", multiple=True, help="key=value (value parsed as JSON if it can be)")
 @click.option("--image", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--tenant", default=None, help="Tenant the tool acts for (default: settings.default_tenant).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def tools_call(ctx: click.Context, name: str, args: tuple[str, ...], image: Path | None,
-               as_json: bool) -> None:
+               tenant: str | None, as_json: bool) -> None:
     """Run one tool directly, without the LLM."""
     from assistant.language import detect_language
     from assistant.tooling import ToolContext
@@ -232,7 +240,7 @@ def tools_call(ctx: click.Context, name: str, args: tuple[str, ...], image: Path
     runtime = _runtime(ctx)
     tool = runtime.registry.get(name)
     arguments = dict(_parse_arg(a) for a in args)
-    tenant = runtime.settings.default_tenant
+    tenant = tenant or runtime.settings.default_tenant
     files = _upload(runtime, image, tenant)
     message = " ".join(str(v) for v in arguments.values() if isinstance(v, str))
     context = ToolContext(tenant=tenant, user="cli", files=files, settings=runtime.settings,
@@ -274,11 +282,14 @@ def models_prepare(ctx: click.Context, quiet: bool) -> None:
 
 @models.command("list")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--tenant", default=None, help="Whose models (default: settings.default_tenant).")
 @click.pass_context
-def models_list(ctx: click.Context, as_json: bool) -> None:
-    """List custom models trained with `mentorly train`."""
+def models_list(ctx: click.Context, as_json: bool, tenant: str | None) -> None:
+    """List a tenant's custom models trained with `mentorly train` (and shared presets)."""
     runtime = _runtime(ctx)
-    found = [m for items in runtime.plugin_manager.hook.list_models(settings=runtime.settings)
+    tenant = tenant or runtime.settings.default_tenant
+    found = [m for items in runtime.plugin_manager.hook.list_models(settings=runtime.settings,
+                                                                    tenant=tenant)
              for m in items]
     if as_json:
         click.echo(json.dumps(found, ensure_ascii=False, default=str))
@@ -291,12 +302,16 @@ def models_list(ctx: click.Context, as_json: bool) -> None:
 
 @models.command("delete")
 @click.argument("name")
+@click.option("--tenant", default=None, help="Whose model (default: settings.default_tenant).")
 @click.pass_context
-def models_delete(ctx: click.Context, name: str) -> None:
-    """Delete a custom model."""
+def models_delete(ctx: click.Context, name: str, tenant: str | None) -> None:
+    """Delete a tenant's custom model."""
     runtime = _runtime(ctx)
-    if not any(runtime.plugin_manager.hook.delete_model(settings=runtime.settings, name=name)):
-        raise click.ClickException(f"no custom model named {name!r} (see `mentorly models list`)")
+    tenant = tenant or runtime.settings.default_tenant
+    if not any(runtime.plugin_manager.hook.delete_model(settings=runtime.settings, name=name,
+                                                        tenant=tenant)):
+        raise click.ClickException(f"no custom model named {name!r} for tenant {tenant!r} "
+                                   "(see `mentorly models list`)")
     click.echo(f"Deleted {name}.")
 
 

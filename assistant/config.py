@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, TypeAdapter, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -81,10 +81,22 @@ class ApiSettings(BaseModel):
         False, description="also require an API key (Bearer header or 'mentorly_key' cookie) for /ui")
     rate_limit_per_minute: int = Field(
         0, ge=0, description="requests per minute per API key on /api, /v1 and /mcp; 0 = unlimited")
-    metrics_public: bool = Field(True, description="serve /metrics without a key (else: admin scope)")
+    metrics: Literal["loopback", "public", "key", "off"] = Field(
+        "loopback", description="who may read /metrics: loopback = clients on this machine only "
+        "(127.0.0.1, ::1); public = anyone; key = an API key with the admin scope; off = 404")
     mcp_allowed_hosts: list[str] = Field(
         default_factory=list,
         description="extra Host values accepted by /mcp (DNS-rebinding guard), e.g. 'api.school.example:*'")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _metrics_public(cls, data: Any) -> Any:
+        """The former ``metrics_public`` flag keeps its meaning: true = public, false = key."""
+        if isinstance(data, dict) and "metrics_public" in data:
+            data = dict(data)
+            public = TypeAdapter(bool).validate_python(data.pop("metrics_public"))
+            data.setdefault("metrics", "public" if public else "key")
+        return data
 
 
 class QuotaSettings(BaseModel):
@@ -179,7 +191,11 @@ class Settings(BaseSettings):
 
     def ensure_dirs(self) -> None:
         for d in (self.home, self.models_dir, self.uploads_dir, self.cache_dir):
-            d.mkdir(parents=True, exist_ok=True)
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"cannot create the folder {d} (under the data folder, setting "
+                                  f"'home'): {exc.strerror or exc}") from exc
 
     def masked(self, sections: Iterable[type[PluginSettings]] = ()) -> dict[str, Any]:
         """Effective settings as plain data, secrets masked (for ``mentorly config show``),
@@ -307,13 +323,36 @@ def _build_section(cls: type[S], overrides: dict[str, Any]) -> S:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build settings, turning validation and TOML errors into a ``ConfigError``."""
+    """Build settings, turning validation and TOML errors, and an unusable data folder, into a
+    ``ConfigError``."""
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {config_file()} is not valid TOML: {exc}") from exc
     except ValueError as exc:  # pydantic.ValidationError is a ValueError
         raise ConfigError(f"invalid settings: {exc}") from exc
+    check_home(settings.home)
+    return settings
+
+
+def check_home(home: Path) -> None:
+    """Refuse a data folder that cannot be used (a file; no write permission in it, or in the
+    nearest existing folder above it when it is still to be created) with the setting's name,
+    instead of a traceback from the first ``mkdir`` or database open."""
+    named = f"the data folder {home} (setting 'home', env MENTORLY_HOME)"
+    if home.exists():
+        if not home.is_dir():
+            raise ConfigError(f"{named} is a file, not a folder: point it at a folder")
+        if not os.access(home, os.W_OK | os.X_OK):
+            raise ConfigError(f"{named} is not writable by this user")
+        return
+    above = home.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        raise ConfigError(f"{named} cannot be created: {above} is a file, not a folder")
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise ConfigError(f"{named} cannot be created: {above} is not writable by this user")
 
 
 @lru_cache(maxsize=1)

@@ -215,7 +215,9 @@ def _display_name(filename: str) -> str:
 
 
 def _mb(n: int) -> str:
-    return f"{n / (1024 * 1024):.1f} MB" if n >= 1024 * 1024 else f"{n:,} bytes"
+    """With the exact count: "10.0 MB" alone would name a file one byte over the limit and the
+    limit alike."""
+    return f"{n / (1024 * 1024):.1f} MB ({n:,} bytes)" if n >= 1024 * 1024 else f"{n:,} bytes"
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

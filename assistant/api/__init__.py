@@ -12,8 +12,11 @@ from fastapi import FastAPI
 from assistant.api import chat, conversations, metrics, openai_compat, tools, uploads
 from assistant.api.auth import require
 from assistant.api.billing import install_billing
+from assistant.api.body_guard import BodyGuard
+from assistant.api.cors import WidgetCors
 from assistant.api.errors import error_body, install_error_handlers
 from assistant.api.metrics import Metrics, MetricsMiddleware
+from assistant.api.widget import MAX_BODY as WIDGET_MAX_BODY
 from assistant.runtime import Runtime
 from assistant.security import KeyStore, RateLimiter
 
@@ -29,8 +32,18 @@ def install_api(app: FastAPI, runtime: Runtime) -> Metrics:
         app.include_router(module.router)
     install_billing(app, runtime)  # widget, usage, quotas, audit
     runtime.plugin_manager.hook.register_routes(app=app, runtime=runtime)  # plugins' routers
+    upload_bytes = runtime.settings.uploads.max_bytes
+    app.add_middleware(BodyGuard, json_limit=json_body_limit(upload_bytes), widget_limit=WIDGET_MAX_BODY,
+                       upload_limits={"/api/uploads": upload_bytes, "/widget/api/uploads": upload_bytes})
+    app.add_middleware(WidgetCors)  # outside the guard: its refusals reach the widget too
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app.state.metrics
+
+
+def json_body_limit(upload_bytes: int) -> int:
+    """The largest JSON body accepted: 32 MiB (a 20 MiB catalog fits), or more when
+    ``/v1/chat/completions`` may carry 8 images of ``upload_bytes`` each as base64."""
+    return max(32 * 1024 * 1024, 8 * 4 * -(-upload_bytes // 3) + 1024 * 1024)
 
 
 __all__ = ["Metrics", "error_body", "install_api", "install_error_handlers", "require"]

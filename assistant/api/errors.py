@@ -7,6 +7,8 @@ Product errors (``MentorlyError``), FastAPI's request validation, Starlette's HT
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assistant import errors
+from assistant.api.cors import error_cors_headers
 from assistant.errors import MentorlyError, RateLimited, Unauthorized
 
 log = logging.getLogger(__name__)
@@ -58,14 +61,88 @@ def mentorly_error_response(exc: MentorlyError) -> JSONResponse:
     return error_response(exc.error_type, exc.message, exc.status_code, headers)
 
 
-def _validation_message(exc: RequestValidationError) -> str:
-    problems = []
-    for err in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request body"
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
+# pydantic's wording where it names no limit or is vague, from the error's ``ctx``
+_PROBLEMS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "too_long": lambda c: f"at most {_count(c['max_length'], 'item')}, got {c['actual_length']:,}",
+    "too_short": lambda c: f"at least {_count(c['min_length'], 'item')}, got {c['actual_length']:,}",
+    "string_too_long": lambda c: f"at most {_count(c['max_length'], 'character')}",
+    "string_too_short": lambda c: f"at least {_count(c['min_length'], 'character')}",
+    "missing": lambda c: "required",
+    "extra_forbidden": lambda c: "unknown field",
+}
+# the member names pydantic puts in a union's error locations ("str", "list[dict[str,any]]")
+_UNION_MEMBER = re.compile(r"^(str|int|float|bool|none|bytes|[\w-]+\[.*\])$")
+_PLACES = {"query": "query parameter", "path": "path parameter", "header": "header",
+           "cookie": "cookie"}
+
+
+def field_path(loc: Sequence[Any]) -> str:
+    """``("body", "messages", 0, "content")`` → ``messages[0].content``; ``("query", "k")`` →
+    ``query parameter k``. Union member names and empty tags are left out."""
+    parts = list(loc)
+    place = ""
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    elif parts and parts[0] in _PLACES:
+        place, parts = _PLACES[parts[0]] + " ", parts[1:]
+    path = ""
+    for part in parts:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part and not _UNION_MEMBER.match(str(part)):
+            path = f"{path}.{part}" if path else str(part)
+    return place + path if path else place.strip()
+
+
+def _problem(err: dict[str, Any]) -> str:
+    wording = _PROBLEMS.get(str(err.get("type")))
+    if wording is not None:
+        try:
+            return wording(err.get("ctx", {}))
+        except (KeyError, TypeError, ValueError):
+            pass
+    return str(err.get("msg", "invalid"))
+
+
+def describe_errors(errs: Iterable[dict[str, Any]], limit: int = 5) -> str:
+    """``field: problem; field: problem or problem`` (a union's alternatives joined by "or")."""
+    problems: dict[str, list[str]] = {}
+    for err in errs:
+        found = problems.setdefault(field_path(err.get("loc", ())) or "request body", [])
+        if (text := _problem(err)) not in found:
+            found.append(text)
+    shown = [f"{path}: {' or '.join(texts)}" for path, texts in list(problems.items())[:limit]]
+    more = len(problems) - len(shown)
+    return "; ".join(shown) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _validation_message(exc: RequestValidationError, content_type: str | None = None) -> str:
+    errs = list(exc.errors())
+    for err in errs:
         if err.get("type") == "json_invalid":
             return f"the request body is not valid JSON: {err.get('ctx', {}).get('error', err.get('msg'))}"
-        problems.append(f"{loc}: {err.get('msg', 'invalid')}")
-    return "invalid request: " + "; ".join(problems)
+        if tuple(err.get("loc", ())) == ("body",):
+            if isinstance(err.get("input"), bytes | bytearray):  # FastAPI parses only JSON types
+                got = f"{content_type!r}" if content_type else "none"
+                return (f"the request body must be JSON, sent with 'Content-Type: application/json' "
+                        f"(Content-Type: {got})")
+            if err.get("type") == "missing":
+                return "the request body is missing: send JSON with 'Content-Type: application/json'"
+    return "invalid request: " + describe_errors(errs)
+
+
+def _input_problem(exc: Exception) -> str | None:
+    """A message for an exception that bad input caused deep inside (the body guard stops these
+    first; this is the fallback for inputs that reach a route another way)."""
+    if isinstance(exc, UnicodeEncodeError) and "surrogate" in str(exc.reason):
+        return "text contains an unpaired UTF-16 surrogate: send valid Unicode"
+    if isinstance(exc, RecursionError):
+        return "the input is nested too deeply to process"
+    return None
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -76,8 +153,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return mentorly_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response("invalid_input", _validation_message(exc), 422)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response("invalid_input",
+                              _validation_message(exc, request.headers.get("content-type")), 422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -89,5 +167,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Sent by ServerErrorMiddleware, outside every other middleware: CORS is added here.
+        headers = error_cors_headers(request) or None
+        problem = _input_problem(exc)
+        if problem is not None:
+            log.warning("%s %s: %s (%s)", request.method, request.url.path, problem, type(exc).__name__)
+            return error_response("invalid_input", problem, 422, headers)
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return error_response("internal_error", "internal error; the server log has the details", 500)
+        return error_response("internal_error", "internal error; the server log has the details", 500,
+                              headers)

@@ -10,6 +10,7 @@ header so the widget can show why. The publishable key and the learner token tra
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,10 +22,11 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 
 from assistant.api.chat import sse_line
-from assistant.api.errors import mentorly_error_response
+from assistant.api.cors import widget_cors
+from assistant.api.errors import describe_errors, mentorly_error_response
 from assistant.api.limits import admit, attributed, quota_response
 from assistant.api.turns import _END, SSE_HEADERS, ClosingStreamingResponse, TurnRun, _next
-from assistant.api.uploads import _refuse_oversized_body
+from assistant.api.uploads import _refuse_oversized_body, read_upload
 from assistant.errors import ConfigError, InvalidInput, MentorlyError, PayloadTooLarge
 from assistant.events import to_dict
 from assistant.quotas import QuotaExceeded
@@ -36,7 +38,7 @@ router = APIRouter(tags=["widget"])
 STATIC_DIR = Path(__file__).resolve().parents[2] / "ui" / "widget"
 _STATIC = {"widget.js": "application/javascript; charset=utf-8", "widget.css": "text/css; charset=utf-8",
            "demo.html": "text/html; charset=utf-8"}
-_MAX_BODY = 256 * 1024
+MAX_BODY = 256 * 1024  # JSON bodies (the body guard applies it before they are read here)
 
 
 class WidgetAuth(BaseModel):
@@ -71,13 +73,17 @@ def widget_css() -> FileResponse:
 
 
 @router.get("/widget-demo", include_in_schema=False)
-def widget_demo() -> FileResponse:
-    return _static("demo.html")
+def widget_demo(request: Request) -> Response:
+    """The demo page, naming the tenant the demo handbook is loaded into (``default_tenant``),
+    so that the key its set-up command creates answers from the demo documents."""
+    page = Path(_static("demo.html").path).read_text(encoding="utf-8")
+    tenant = html.escape(request.app.state.runtime.settings.default_tenant)
+    return Response(page.replace('<span id="tenant">default</span>', f'<span id="tenant">{tenant}</span>'),
+                    media_type=_STATIC["demo.html"], headers={"Cache-Control": "no-cache"})
 
 
 def _cors(request: Request) -> dict[str, str]:
-    origin = request.headers.get("origin")
-    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin else {}
+    return widget_cors(request.url.path, request.headers.get("origin"))
 
 
 def _error(request: Request, exc: MentorlyError) -> Response:
@@ -88,13 +94,16 @@ def _error(request: Request, exc: MentorlyError) -> Response:
 
 async def _json_body(request: Request, model: type[BaseModel]) -> Any:
     raw = await request.body()
-    if len(raw) > _MAX_BODY:
-        raise PayloadTooLarge(f"the request is over {_MAX_BODY:,} bytes")
+    if len(raw) > MAX_BODY:
+        raise PayloadTooLarge(f"the request body exceeded the limit of {MAX_BODY:,} bytes")
     try:
-        return model.model_validate(json.loads(raw or b"{}"))
-    except (ValueError, ValidationError) as exc:
-        detail = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else "not JSON"
-        raise InvalidInput(f"invalid widget request: {detail}") from None
+        data = json.loads(raw or b"{}")
+    except ValueError as exc:
+        raise InvalidInput(f"invalid widget request: the body is not JSON ({exc})") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(f"invalid widget request: {describe_errors(exc.errors())}") from None
 
 
 async def _learner(request: Request, auth: WidgetAuth) -> Learner:
@@ -180,11 +189,9 @@ async def widget_upload(request: Request, file: Annotated[UploadFile, File()], k
                         token: Annotated[str | None, Form()] = None,
                         anon: Annotated[str | None, Form()] = None) -> Response:
     runtime: Runtime = request.app.state.runtime
-    limit = runtime.settings.uploads.max_bytes
     try:
         learner = await _learner(request, WidgetAuth(key=key[:64], token=token, anon=anon))
-        data = await file.read(limit + 1)
-        await file.close()
+        data = await read_upload(file, runtime.settings.uploads.max_bytes)
         upload = await anyio.to_thread.run_sync(runtime.uploads.save, data, file.filename or "upload",
                                                 learner.tenant)
     except MentorlyError as exc:

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from assistant.errors import ConfigError, NotFound
@@ -29,17 +30,47 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def insert_missing(session: Session, model: type[Base], values: dict[str, Any],
+                   keys: tuple[str, ...]) -> None:
+    """Insert a row unless one with the same ``keys`` (a primary key or unique constraint)
+    exists, without failing when another transaction inserts it at the same moment.
+
+    A check-then-insert lets two first requests both see nothing and both insert; the loser
+    fails with a unique-constraint error. SQLite and PostgreSQL say "on conflict do nothing"
+    in SQL (PostgreSQL waits for the other transaction, then skips); other databases insert
+    in a savepoint and treat the integrity error as "already there". Python-side column
+    defaults (ids, timestamps) apply as for ORM inserts."""
+    dialect = session.get_bind().dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:
+            from sqlalchemy.dialects.postgresql import insert
+        session.execute(insert(model).values(**values).on_conflict_do_nothing(index_elements=list(keys)))
+        return
+    try:
+        with session.begin_nested():
+            session.add(model(**values))
+    except IntegrityError:
+        pass
+
+
 def ensure_tenant(session: Session, tenant: str) -> None:
-    """Create the tenant row on first use (tenants are named by keys, tokens and settings)."""
+    """Create the tenant row on first use (tenants are named by keys, tokens and settings);
+    safe when several first requests of a tenant arrive together."""
     if session.get(Tenant, tenant) is None:
-        session.add(Tenant(id=tenant, name=tenant))
-        session.flush()
+        insert_missing(session, Tenant, {"id": tenant, "name": tenant}, ("id",))
 
 
 class Database:
     def __init__(self, url: str) -> None:
         if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(url.removeprefix("sqlite:///")).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"cannot create the database folder {folder}: "
+                                  f"{exc.strerror or exc}") from exc
         try:
             # Pre-ping guards against dropped server connections; a SQLite file has none, and the
             # extra round trip would be paid on every usage row.
@@ -48,7 +79,10 @@ class Database:
             raise ConfigError(f"cannot open database {url.split('@')[-1]}: {exc}") from exc
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        Base.metadata.create_all(self.engine)
+        try:
+            Base.metadata.create_all(self.engine)
+        except OperationalError as exc:  # e.g. SQLite in a read-only folder, a server refusing us
+            raise ConfigError(f"cannot open database {url.split('@')[-1]}: {exc.orig}") from exc
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -57,13 +91,20 @@ class Database:
             yield s
 
     def ensure_user(self, tenant: str, external_id: str | None, display_name: str | None = None) -> User:
+        """The user row, created on first use; exactly one row however many first requests
+        of a new user arrive together (see ``insert_missing``)."""
         external_id = external_id or ANONYMOUS
-        with self.session() as s:
-            ensure_tenant(s, tenant)
-            user = s.scalar(select(User).where(User.tenant_id == tenant, User.external_id == external_id))
-            if user is None:
-                user = User(tenant_id=tenant, external_id=external_id, display_name=display_name)
-                s.add(user)
+        query = select(User).where(User.tenant_id == tenant, User.external_id == external_id)
+        with self.session() as s:  # the common case: a read, no write lock
+            user = s.scalar(query)
+        if user is not None:
+            return user
+        with self.session() as s:  # starts with a write, so SQLite never upgrades a read lock
+            insert_missing(s, Tenant, {"id": tenant, "name": tenant}, ("id",))
+            insert_missing(s, User, {"tenant_id": tenant, "external_id": external_id,
+                                     "display_name": display_name}, ("tenant_id", "external_id"))
+            user = s.scalar(query)
+            assert user is not None  # inserted now, or by the request that won the race
             return user
 
     def get_conversation(self, tenant: str, conversation_id: str) -> Conversation:

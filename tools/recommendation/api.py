@@ -19,11 +19,13 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, field_validator
+from pydantic_core import PydanticCustomError
 from starlette.datastructures import UploadFile
 
 from assistant.api import require
 from assistant.api.auth import Credentials, authenticate_request
+from assistant.api.bodies import check_json
 from assistant.api.schemas import ERROR_RESPONSES, ErrorResponse
 from assistant.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge, UnsupportedMedia
 from assistant.security import ADMIN, CHAT, TOOLS, Principal
@@ -96,8 +98,40 @@ class EventBatch(BaseModel):
 
     events: list[EventIn] = Field(max_length=MAX_EVENTS_PER_REQUEST)
 
+    @field_validator("events", mode="before")
+    @classmethod
+    def _count(cls, value: Any) -> Any:
+        return _at_most_events(value)
 
-EventList = Annotated[list[EventIn], Field(max_length=MAX_EVENTS_PER_REQUEST)]
+
+def _at_most_events(value: Any) -> Any:
+    """Count before validating: 10,001 events are refused without checking each one."""
+    if isinstance(value, list) and len(value) > MAX_EVENTS_PER_REQUEST:
+        raise PydanticCustomError("too_many_events", "at most {limit} events per request, got {count}",
+                                  {"limit": MAX_EVENTS_PER_REQUEST, "count": len(value)})
+    return value
+
+
+EventList = Annotated[list[EventIn], BeforeValidator(_at_most_events),
+                      Field(max_length=MAX_EVENTS_PER_REQUEST)]
+
+
+def _event_shape(value: Any) -> str | None:
+    """Which of the three accepted bodies this is, so that an error is reported against that
+    one only (not as three failed alternatives). The tags are the error locations' first part:
+    "" for ``{"events": [...]}`` (its own field names the place)."""
+    if isinstance(value, list):
+        return "events"
+    if isinstance(value, dict):
+        return "" if "events" in value else "event"
+    return None
+
+
+EventsBody = Annotated[
+    Annotated[EventIn, Tag("event")] | Annotated[EventBatch, Tag("")] | Annotated[EventList, Tag("events")],
+    Discriminator(_event_shape, custom_error_type="invalid_events",
+                  custom_error_message="send one event object, a list of events, or {\"events\": [...]}"),
+]
 
 
 class RejectedEvent(BaseModel):
@@ -188,6 +222,8 @@ async def catalog_bytes(request: Request) -> tuple[bytes, str]:
     if not data.strip():
         raise InvalidInput("the catalog is empty")
     _utf8(data, "the catalog")
+    if suffix in (".json", ".jsonl"):  # a raw JSON body was checked by the body guard; a file was not
+        check_json(data, lines=suffix == ".jsonl", what="the catalog")
     return data, suffix
 
 
@@ -288,7 +324,7 @@ def make_router(runtime: Any) -> APIRouter:
 
     @router.post("/api/events", operation_id="record_events", response_model=EventReportOut,
                  tags=["recommendations"])
-    async def post_events(body: EventIn | EventBatch | EventList, principal: LearnerKey) -> dict[str, Any]:
+    async def post_events(body: EventsBody, principal: LearnerKey) -> dict[str, Any]:
         """Record one learner event, a list of them, or ``{"events": [...]}`` (``tools`` or
         ``chat`` scope).
         Each event is checked on its own: duplicates (same user, resource, kind, timestamp)

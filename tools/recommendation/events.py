@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, tuple_
+from sqlalchemy.exc import IntegrityError
 
 from tools.recommendation.store import EVENT_KINDS, CatalogItem, Event, database
 
@@ -111,6 +112,26 @@ def record_events(events: Iterable[Any], *, tenant: str, settings: Any = None) -
         except ValueError as exc:
             report.rejected.append((i, str(exc)))
     db = database(settings)
+    for attempt in range(3):
+        try:
+            written = _write(db, tenant, checked)
+            break
+        except IntegrityError:
+            # an identical batch (a client's retry) committed first: read again, the rows it
+            # wrote are duplicates now
+            if attempt == 2:
+                raise
+    report.accepted, report.duplicates = written.accepted, written.duplicates
+    report.rejected.extend(written.rejected)
+    report.rejected.sort()
+    return report
+
+
+def _write(db: Any, tenant: str,
+           checked: list[tuple[int, tuple[str, str, str, float | None, int]]]) -> EventReport:
+    """Write the new events of ``checked`` in one transaction; what was rejected or already
+    stored is reported."""
+    report = EventReport()
     with db.session() as s:
         resources = {r for r, in s.execute(select(CatalogItem.id).where(
             CatalogItem.tenant == tenant, CatalogItem.id.in_({c[1] for _, c in checked})))}
@@ -134,7 +155,6 @@ def record_events(events: Iterable[Any], *, tenant: str, settings: Any = None) -
             s.add(Event(tenant=tenant, user=user, resource=resource, kind=kind, value=value,
                         ts_ms=ts))
             report.accepted += 1
-    report.rejected.sort()
     return report
 
 
