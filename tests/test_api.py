@@ -454,7 +454,7 @@ def test_revoking_through_the_store_ends_a_cached_key_at_once(tmp_path: Path) ->
     store = KeyStore(Database(f"sqlite:///{tmp_path / 'keys.db'}"))
     key, info = store.create("acme", ["tools"])
     assert store.authenticate(key).tenant == "acme"
-    assert store.cached(key) is not None  # the hot path: no database
+    assert store.cached(key) is not None  # the hot path: the cache and one revocation check
     store.revoke(info.id)
     assert store.cached(key) is None
     with pytest.raises(Unauthorized, match="revoked"):

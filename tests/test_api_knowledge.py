@@ -237,3 +237,25 @@ def test_fuzzed_requests_never_get_a_5xx(env: Env, operation_id: str) -> None:
             assert set(body) == {"error"} and set(body["error"]) == {"type", "message"}, body
 
     run()
+
+
+def test_a_chat_key_reads_knowledge_only_through_answers(env: Env, ingested: dict[str, Any]) -> None:
+    """The decision in ``assistant/security/scopes.py``: a chat answer quotes and cites the
+    tenant's documents (that is the product), but a chat-only key reaches no passage directly."""
+    chat_only, _ = env.app.state.keys.create("acme", "chat")
+    h = env.h(chat_only)
+    assert_error(env.client.post("/api/tools/knowledge_search", headers=h,
+                                 json={"arguments": {"query": "When is the homework due?"}}),
+                 403, "forbidden", "'tools' scope")
+    assert_error(env.client.get("/api/tools", headers=h), 403, "forbidden", "'tools' scope")
+    for method, path, body in [("GET", "/api/knowledge/collections", None),
+                               ("GET", "/api/knowledge/phys101/documents", None),
+                               ("GET", "/api/knowledge/check", None),
+                               ("POST", "/api/knowledge/search", {"query": "When is the homework due?"})]:
+        assert_error(env.client.request(method, path, headers=h, json=body), 403, "forbidden",
+                     "'knowledge' scope")
+    r = env.client.post("/api/chat", headers=h, json={"message": "When is the homework due?", "stream": False})
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert "Friday" in answer["text"]
+    assert any(s["uri"].endswith("handbook.md") for s in answer["sources"]), answer["sources"]

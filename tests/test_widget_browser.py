@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
+import re
+import shlex
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,11 +20,13 @@ import pytest
 from sqlalchemy import func, select
 
 from assistant.config import QuotaSettings
+from assistant.language import say
 from assistant.llm.fake import FakeBackend
 from assistant.quotas import Quotas
 from assistant.security.widget_tokens import sign_token
 from assistant.storage import Conversation, User
 from assistant.storage.usage import UsageRecord
+from tests.conftest import REPO_ROOT
 from tests.support.api_tools import png
 from tests.support.live_api import LiveServer, free_port, make_runtime, serve
 
@@ -259,3 +266,47 @@ def test_the_learners_history_follows_them_to_the_next_page(world: World, page: 
         assert user is not None
         assert s.scalar(select(func.count()).select_from(Conversation)
                         .where(Conversation.user_id == user.id)) == 1  # the same conversation continued
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, Path]]:
+    """A server as ``make serve`` leaves it: the knowledge plugin with the demo handbook loaded
+    (by what ``mentorly models prepare`` runs); the LLM is the scripted fake, as above."""
+    from assistant.config import load_settings
+    from assistant.runtime import build_runtime
+    from tools.knowledge_search.demo import load_demo
+
+    home = tmp_path_factory.mktemp("widget-demo")
+    runtime = build_runtime(load_settings(home=home, plugins=["tools.knowledge_search"], llm={"backend": "fake"}),
+                            backend=FakeBackend())
+    assert "ready for tenant" in load_demo(runtime.settings)
+    server, _app = serve(runtime)
+    yield server, home
+    server.stop()
+
+
+def test_the_demo_page_steps_work_as_written(demo_server: tuple[LiveServer, Path], page: Any) -> None:
+    """Issue #13 item 11d: run the page's own command, open the page with its key, ask its own
+    question, and get the demo handbook quoted and cited (not "I could not find anything")."""
+    server, home = demo_server
+    page.goto(f"{server.url}/widget-demo")
+    command = shlex.split(page.locator("#command").text_content())
+    assert command[0] == "mentorly" and "--tenant" in command
+    env = {**os.environ, "MENTORLY_HOME": str(home)}  # the server's database
+    created = subprocess.run([sys.executable, "-m", "assistant.cli", *command[1:]], env=env,
+                             capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert created.returncode == 0, created.stdout + created.stderr
+    key = re.search(r"^key:\s+(pk_\w+)$", created.stdout, re.M)
+    assert key is not None, created.stdout
+    question = page.locator("q").first.text_content()
+    page.goto(f"{server.url}/widget-demo?key={key.group(1)}")
+    page.locator("button.mw-launcher").click()
+    page.locator(".mw-panel").wait_for(state="visible")
+    ask(page, question)
+    answer = page.locator(".mw-assistant[data-done='1']").last
+    answer.wait_for(timeout=120_000)
+    text = answer.locator(".mw-body").text_content()
+    assert say("no_passages", "en") not in text and "attend" in text.lower(), text
+    sources = page.locator(".mw-sources li").all_text_contents()
+    assert any("CS101" in s and "Handbook" in s for s in sources), sources
+    assert page.errors == []

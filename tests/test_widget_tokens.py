@@ -93,6 +93,15 @@ def test_origin_anonymous_and_revocation(keys: WidgetKeys) -> None:
         keys.revoke("pk_" + "z" * 24)
 
 
+def test_a_key_revoked_by_another_process_fails_at_once(keys: WidgetKeys) -> None:
+    info, secret = keys.create("acme", [SITE])
+    token = sign_token(secret, tenant="acme", user="u")
+    assert keys.verify(info.key, SITE, token).external_id == "u"  # now cached in this store
+    WidgetKeys(Database(str(keys.db.engine.url))).revoke(info.key)  # as `mentorly keys revoke` does
+    with pytest.raises(Unauthorized, match="revoked"):
+        keys.verify(info.key, SITE, token)
+
+
 class Site:
     def __init__(self, server: LiveServer, app: object, key: str, secret: str) -> None:
         self.server, self.app, self.key, self.secret = server, app, key, secret

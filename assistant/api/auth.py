@@ -42,12 +42,13 @@ def authenticate_header(authorization: str | None, keys: KeyStore, limiter: Rate
 
 
 async def authenticate_request(authorization: str | None, keys: KeyStore, limiter: RateLimiter) -> Principal:
-    """As ``authenticate_header``, without blocking the event loop: a recently seen key is
-    answered from memory, others are looked up in a worker thread."""
+    """As ``authenticate_header``, without blocking the event loop: a recently seen key costs
+    only its revocation check (so a revoked key fails on its next request, whichever process
+    revoked it), made here on SQLite; other keys and databases are looked up in a worker thread."""
     token = bearer_token(authorization)
-    principal = keys.cached(token)
+    principal = keys.cached(token) if keys.cache_is_cheap else None
     if principal is None:
-        principal = await anyio.to_thread.run_sync(keys.authenticate, token)
+        principal = await anyio.to_thread.run_sync(keys.lookup, token)
     limiter.check(principal.key_id or principal.tenant)
     return principal
 

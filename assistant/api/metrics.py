@@ -3,10 +3,16 @@
 Each app gets its own ``CollectorRegistry`` (several apps in one test process must not clash).
 The middleware is plain ASGI: it labels by route template (``/api/tools/{name}``), never by the
 raw path, so unknown URLs cannot blow up the number of series.
+
+Who may read it is ``api.metrics``: ``loopback`` (the default: a scraper on the same machine;
+behind a reverse proxy on that machine, uvicorn takes the client from ``X-Forwarded-For`` sent
+by 127.0.0.1, so remote clients still read as remote), ``public``, ``key`` (admin scope) or
+``off``. The route labels and counts reveal traffic, tool use and token volume per deployment.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from typing import Any
 
@@ -23,6 +29,7 @@ from prometheus_client import (
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from assistant.api.auth import authenticate_request, check_scope
+from assistant.errors import Forbidden, NotFound
 from assistant.security import ADMIN
 
 disable_created_metrics()  # no "*_created" gauge per series: they double the output for nothing
@@ -103,9 +110,26 @@ router = APIRouter()
 @router.get("/metrics", operation_id="metrics", tags=["service"], response_class=Response,
             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
 async def metrics(request: Request) -> Response:
-    """Prometheus metrics (public unless ``api.metrics_public`` is false; then the admin scope)."""
-    if not request.app.state.runtime.settings.api.metrics_public:
+    """Prometheus metrics, for whom ``api.metrics`` allows: by default clients on this machine."""
+    mode = request.app.state.runtime.settings.api.metrics
+    if mode == "off":
+        raise NotFound("/metrics is turned off (api.metrics = 'off')")
+    if mode == "loopback" and not is_loopback(request.client.host if request.client else None):
+        raise Forbidden("/metrics answers only clients on this machine (127.0.0.1, ::1); "
+                        "set api.metrics to 'key' (admin scope) to scrape it from elsewhere")
+    if mode == "key":
         principal = await authenticate_request(request.headers.get("authorization"), request.app.state.keys,
                                                request.app.state.limiter)
         check_scope(principal, ADMIN)
     return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+def is_loopback(host: str | None) -> bool:
+    """127.0.0.0/8, ::1 and IPv4-mapped loopback; a host name (or none) is not loopback."""
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback

@@ -4,10 +4,12 @@ The secret has 256 bits of entropy, so a plain (unsalted) SHA-256 cannot be brut
 lets a lookup stay one indexed query; the prefix only finds the row. Comparison is constant
 time. A revoked key stays in the table (for ``keys list``) but never authenticates.
 
-Successful lookups are cached in memory for ``cache_ttl_s`` (5 s), keyed by the hash, so the
-hot path of an API call touches no database. Revoking through the same ``KeyStore`` clears the
-cache at once; a revocation made by another process (``mentorly keys revoke``) takes effect
-within ``cache_ttl_s``.
+Successful lookups are cached in memory for ``cache_ttl_s`` (5 s), keyed by the hash, which
+spares the hot path of an API call the ORM session, the row load and (on SQLite) the worker
+thread. Revocation is immediate all the same: every cache hit re-reads the key's ``revoked_at``
+by primary key (``RevocationCheck``), so a key revoked by another process (``mentorly keys
+revoke``) or another server sharing the database fails on its very next request. Revoking
+through the same ``KeyStore`` also drops the cache entry.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from datetime import UTC, datetime
 from sqlalchemy import or_, select
 
 from assistant.errors import InvalidInput, NotFound, Unauthorized
+from assistant.security.revocation import CheckFailed, RevocationCheck
 from assistant.security.scopes import allows, parse_scopes
 from assistant.storage import Database
 from assistant.storage.db import ensure_tenant
@@ -77,13 +80,33 @@ class KeyStore:
         self.db = db
         self._cache: dict[str, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
+        self._revocation = RevocationCheck(db.engine, ApiKey.__table__)
+
+    @property
+    def cache_is_cheap(self) -> bool:
+        """Whether ``cached`` is cheap enough for the event loop (SQLite: no network, no pool)."""
+        return self._revocation.inline
 
     def cached(self, key: str) -> Principal | None:
-        """The principal for ``key`` if it authenticated less than ``cache_ttl_s`` ago."""
-        hit = self._cache.get(_hash(key.strip()))
-        if hit is not None and hit[0] > time.monotonic():
-            return hit[1]
-        return None
+        """The principal for ``key`` if it authenticated less than ``cache_ttl_s`` ago and is
+        still unrevoked (one primary-key read: another process may have revoked it)."""
+        digest = _hash(key.strip())
+        hit = self._cache.get(digest)
+        if hit is None or hit[0] <= time.monotonic():
+            return None
+        try:
+            active = self._revocation.active(hit[1].key_id or "")
+        except CheckFailed:
+            return None  # ``authenticate`` decides, and reports a database that is down
+        if not active:
+            with self._lock:
+                self._cache.pop(digest, None)
+            return None
+        return hit[1]
+
+    def lookup(self, key: str) -> Principal:
+        """``cached`` or else ``authenticate`` (may query the database: call it in a thread)."""
+        return self.cached(key) or self.authenticate(key)
 
     def create(self, tenant: str, scopes: str | list[str], name: str = "") -> tuple[str, KeyInfo]:
         """A new key for ``tenant``; the returned plain key is never stored."""
@@ -120,9 +143,9 @@ class KeyStore:
                 raise NotFound(f"no API key {key_id_or_prefix!r} (see `mentorly keys list`)")
             if row.revoked_at is None:
                 row.revoked_at = datetime.now(UTC)
-            info = _info(row)
+            info, digest = _info(row), row.secret_hash
         with self._lock:
-            self._cache.clear()
+            self._cache.pop(digest, None)
         return info
 
     def authenticate(self, key: str) -> Principal:

@@ -1,4 +1,18 @@
-"""What a key may do. ``admin`` implies every other scope."""
+"""What a key may do. ``admin`` implies every other scope.
+
+- ``chat``: ask the assistant (``/api/chat``, ``/v1/chat/completions``, ``/v1/models``), upload
+  files for it, read the tenant's conversations by id (the catalog, learning events and
+  recommendations accept a chat or a tools key). Answering from the organisation's documents
+  is the product, so a chat key *does* read the tenant's knowledge, through answers: quotes,
+  citations, the ``sources`` event and the knowledge step's passages (the few relevant to the
+  question). It cannot list, search, upload or delete documents directly (``/api/knowledge/*``
+  needs ``knowledge``) nor call a tool directly (``/api/tools/*`` and ``/mcp`` need ``tools``).
+- ``tools``: list and call any registered tool directly, over ``/api/tools`` and ``/mcp``,
+  ``knowledge_search`` included, so a tools key also reads the tenant's passages.
+- ``knowledge``: manage and search the tenant's document collections (``/api/knowledge``).
+- ``admin``: all of the above, plus usage, the audit log, the catalog import and ``/metrics``
+  when ``api.metrics = "key"``.
+"""
 
 from __future__ import annotations
 

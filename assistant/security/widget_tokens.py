@@ -25,6 +25,7 @@ from sqlalchemy import or_, select
 from assistant.config import WidgetSettings
 from assistant.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from assistant.security.keys import _TENANT_RE
+from assistant.security.revocation import CheckFailed, RevocationCheck
 from assistant.storage import Database
 from assistant.storage.db import ensure_tenant
 from assistant.storage.widget_keys import WidgetKey
@@ -117,6 +118,7 @@ class WidgetKeys:
         self.settings = settings or WidgetSettings()
         self._cache: dict[str, tuple[float, WidgetKeyInfo, str]] = {}
         self._lock = threading.Lock()
+        self._revocation = RevocationCheck(db.engine, WidgetKey.__table__)
 
     def create(self, tenant: str, origins: str | list[str], *, anonymous: bool = False,
                name: str = "") -> tuple[WidgetKeyInfo, str]:
@@ -157,9 +159,18 @@ class WidgetKeys:
         return info
 
     def _lookup(self, key: str) -> tuple[WidgetKeyInfo, str]:
+        """The key and its secret; a cached entry costs one primary-key query to confirm the key
+        is still unrevoked (another process, e.g. ``mentorly keys revoke``, may have revoked it)."""
         hit = self._cache.get(key)
         if hit is not None and hit[0] > time.monotonic():
-            return hit[1], hit[2]
+            try:
+                active = not hit[1].active or self._revocation.active(hit[1].id)
+            except CheckFailed:
+                active = False  # read the row again below
+            if active:
+                return hit[1], hit[2]
+            with self._lock:
+                self._cache.pop(key, None)
         if not isinstance(key, str) or not PK_RE.match(key):
             raise Unauthorized("the widget key is malformed "
                                "(expected 'pk_…'; see `mentorly keys create --widget`)")
@@ -176,7 +187,10 @@ class WidgetKeys:
 
     def check_origin(self, key: str, origin: str | None) -> WidgetKeyInfo:
         """The key, if it is active and ``origin`` is on its allowlist."""
-        info, _secret = self._lookup(key)
+        return self._check_origin(key, origin)[0]
+
+    def _check_origin(self, key: str, origin: str | None) -> tuple[WidgetKeyInfo, str]:
+        info, secret = self._lookup(key)
         if not info.active:
             raise Unauthorized("the widget key has been revoked")
         try:
@@ -185,18 +199,17 @@ class WidgetKeys:
             normalized = None
         if normalized is None or normalized not in info.origins:
             raise Forbidden(f"this site ({origin or 'unknown origin'}) is not allowed to use this widget key")
-        return info
+        return info, secret
 
     def verify(self, key: str, origin: str | None, token: str | None, anon_id: str | None = None) -> Learner:
         """The learner for a widget request: origin on the allowlist, then a valid token (or an
         anonymous visitor if the key allows it)."""
-        info = self.check_origin(key, origin)
+        info, secret = self._check_origin(key, origin)
         if not token:
             if not info.anonymous:
                 raise Unauthorized("this widget needs a signed learner token (data-token)")
             visitor = anon_id if anon_id and _ANON_RE.match(anon_id) else "visitor"
             return Learner(tenant=info.tenant, external_id=f"anon:{visitor}", key=info.key, anonymous=True)
-        _info_, secret = self._lookup(key)
         claims = self._decode(token, secret)
         if claims.get("tenant") != info.tenant:
             raise Unauthorized("the learner token was signed for another tenant")
