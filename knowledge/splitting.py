@@ -15,6 +15,7 @@ from typing import Any
 from langchain_text_splitters import MarkdownHeaderTextSplitter, RecursiveCharacterTextSplitter
 
 from knowledge.loaders import Section
+from knowledge.sanitize import strip_control_tokens
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af]")
 HEADERS = [("#", "h1"), ("##", "h2"), ("###", "h3"), ("####", "h4")]
@@ -48,11 +49,12 @@ class Splitter:
     def split(self, sections: Iterable[Section]) -> list[Chunk]:
         chunks: list[Chunk] = []
         for section in sections:
+            text = strip_control_tokens(section.text)  # a document never speaks as the system
             if section.markdown:
                 parts = [(doc.page_content, _heading(doc.metadata))
-                         for doc in self._markdown.split_text(section.text)]
+                         for doc in self._markdown.split_text(text)]
             else:
-                parts = [(section.text, None)]
+                parts = [(text, None)]
             for text, heading in parts:
                 for piece in self._recursive.split_text(text):
                     piece = piece.strip()

@@ -97,7 +97,7 @@ def test_kb_commands(settings: Settings, tmp_path: Path) -> None:
     (tmp_path / "rules.md").write_text("# Lab rules\n\nFood and drinks are not allowed in lab C3.")
     (tmp_path / "binary.txt").write_bytes(bytes(range(256)) * 4)
     r = runner.invoke(cli, ["kb", "ingest", str(tmp_path), "-c", "labs", "--tenant", "cli", "--quiet"])
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 1, r.output  # a file failed (binary.txt); rules.md still went in
     assert "+ added" in r.output and "! failed" in r.output and "binary" in r.output
     assert "1 added, 0 replaced, 0 skipped, 1 failed" in r.output
     r = runner.invoke(cli, ["kb", "search", "Can I eat in the lab?", "-c", "labs", "--tenant", "cli",
@@ -161,14 +161,21 @@ def test_sigkill_mid_ingest_then_check_agrees_and_reingest_completes(tmp_path: P
     assert state["secondary_vectors"] == state["db_chunks"] == len(topics)
 
 
-def test_the_pages_collection_is_the_default_and_an_argument_wins(tool: Tool, settings: Settings) -> None:
+def test_the_pages_collection_wins_over_any_argument(tool: Tool, settings: Settings) -> None:
+    """What the caller sets (the page's collection) is never overridden by an argument, which a
+    model may have written (#13: the model searched another collection of the tenant)."""
     page = ToolContext(tenant="default", user="u1", settings=settings, collection="demo")
     assert tool.invoke({"query": "What is the penalty for late submission?"}, page).sources
+    elsewhere = tool.invoke({"query": "What is the penalty for late submission?",
+                             "collection": "course-999"}, page)
+    assert elsewhere.sources and {s.metadata["collection"] for s in elsewhere.sources} == {"demo"}
     missing = ToolContext(tenant="default", user="u1", settings=settings, collection="course-999")
-    with pytest.raises(ToolError, match="course-999"):
-        tool.invoke({"query": "What is the penalty for late submission?"}, missing)
+    for args in ({}, {"collection": "demo"}):
+        with pytest.raises(ToolError, match="course-999"):
+            tool.invoke({"query": "What is the penalty for late submission?", **args}, missing)
+    free = ToolContext(tenant="default", user="u1", settings=settings)  # no page: the argument
     assert tool.invoke({"query": "What is the penalty for late submission?", "collection": "demo"},
-                       missing).sources
+                       free).sources
 
 
 def test_warm_up_loads_the_second_embedder_before_the_first_question(settings: Settings) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from assistant.grounding.injection import is_instruction, strip_instructions
 from assistant.grounding.sentences import split_sentences
 from assistant.grounding.terms import coverage, has_term, subject_terms, term_set
 from assistant.tooling import Source
@@ -99,8 +100,9 @@ def candidates(sources: Sequence[Source], max_sources: int = MAX_SOURCES) -> lis
     out: list[_Candidate] = []
     for n, source in enumerate(sources[:max_sources], 1):
         heading = _section(source)
-        for i, sentence in enumerate(split_sentences(source.text)):
-            out.append(_Candidate(n, i, sentence, heading))
+        for i, sentence in enumerate(split_sentences(strip_instructions(source.text))):
+            if not is_instruction(sentence):  # a document's orders to the assistant are no evidence
+                out.append(_Candidate(n, i, sentence, heading))
     return out
 
 

@@ -20,6 +20,7 @@ from assistant.config import Settings
 from assistant.errors import InvalidInput, ModelError
 from assistant.llm.base import ChatChunk, ChatResult, Message, Usage
 from assistant.llm.model_files import MODEL_NAME, default_model_file, prepare_model
+from assistant.llm.sanitize import neutral_messages
 from assistant.llm.toolcalls import StreamAssembler, parse_message
 
 _END = object()
@@ -114,7 +115,7 @@ class LocalBackend:
         if not messages:
             raise InvalidInput("no messages to send to the model")
         request: dict[str, Any] = {
-            "messages": messages,
+            "messages": neutral_messages(messages),
             "max_tokens": max_tokens or self.settings.llm.max_tokens,
             "temperature": self.settings.llm.temperature if temperature is None else temperature,
             "cache_prompt": self.cache_prompt,

@@ -12,6 +12,7 @@ from assistant.config import Settings
 from assistant.errors import ModelError
 from assistant.llm.base import ChatChunk, ChatResult, Message
 from assistant.llm.local import json_schema_format
+from assistant.llm.sanitize import neutral_messages
 from assistant.llm.toolcalls import StreamAssembler, parse_message, usage_from
 
 
@@ -45,7 +46,7 @@ class OpenAICompatBackend:
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": messages,
+            "messages": neutral_messages(messages),
             "max_tokens": max_tokens or self.settings.llm.max_tokens,
             "temperature": self.settings.llm.temperature if temperature is None else temperature,
             "stream": stream,

@@ -6,6 +6,7 @@ means "nothing relevant" and the agent says so instead of inventing an answer.
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Annotated, Any
 
@@ -16,6 +17,8 @@ from assistant.config import get_settings
 from knowledge import CollectionNotFound, EmbedderMismatch, Hit, KnowledgeError
 from tools.knowledge_search.examples import EXAMPLES
 from tools.knowledge_search.service import knowledge_base
+
+log = logging.getLogger(__name__)
 
 TOOL_VERSION = "1.0.0"
 MAX_QUERY_CHARS = 2000
@@ -85,8 +88,14 @@ def knowledge_search(
     tenant = getattr(context, "tenant", None) or settings.default_tenant
     if collection is not None and not collection.strip():
         collection = None  # a blank name is no name: the default collections
-    if collection is None:
-        collection = getattr(context, "collection", None)
+    bound = getattr(context, "collection", None)
+    if bound:
+        # the page's collection was set by the caller; an argument (which a model may have
+        # written) never searches elsewhere
+        if collection is not None and collection != bound:
+            log.info("knowledge_search: argument collection %r ignored; the caller set %r",
+                     collection[:60], bound)
+        collection = bound
     query = clean_query(query)
     if not query:
         raise ToolError("the search query is empty: ask a question about the documents",
