@@ -32,6 +32,7 @@ from assistant.events import (
     TextDelta,
 )
 from assistant.grounding.focus import asks_institution
+from assistant.identity import asks_identity_switch, claims_identity
 from assistant.language import detect_language, say
 from assistant.lead_in import LeadIn
 from assistant.llm.base import ChatBackend, Message, ToolCall, Usage
@@ -116,9 +117,12 @@ class Agent:
         conversation_id: str | None = None,
         collection: str | None = None,
         history: Sequence[Message] | None = None,
+        instructions: str = "",
     ) -> Iterator[Event]:
         """One turn. ``history`` (earlier user/assistant messages, oldest first) replaces the
-        stored conversation's history: OpenAI-style clients send the whole conversation."""
+        stored conversation's history: OpenAI-style clients send the whole conversation.
+        ``instructions`` (an OpenAI client's ``system`` messages) shape the tone and focus of
+        generated text; they never change what is quoted, cited or refused."""
         message = self._check_message(message, files)
         turn_started = time.perf_counter()
         tenant = tenant or self.settings.default_tenant
@@ -155,6 +159,13 @@ class Agent:
             if (plan.tool.capability == KNOWLEDGE and outcome.result is not None
                     and not outcome.result.sources):
                 outcome.answer_override = say("no_passages", language)
+        identity_note = (say("identity_fixed", language, user=context.user)
+                         if asks_identity_switch(message) else "")
+        if identity_note and plan.tool is None and outcome.answer_override is None:
+            outcome.answer_override = identity_note  # who the learner is: the system says it
+            identity_note = ""
+        elif identity_note:
+            yield TextDelta(identity_note + "\n\n")
         if plan.tool is None and outcome.answer_override is None and asks_institution(message):
             # a course fact with no document behind it: never from the model's own knowledge
             outcome.answer_override = say("no_passages", language)
@@ -167,7 +178,8 @@ class Agent:
                     and self.settings.agent.answer_mode == "grounded")
         if outcome.answer_override is not None:
             text = outcome.answer_override
-            if plan.tool is None or plan.tool.capability == KNOWLEDGE:
+            if (plan.tool is None or plan.tool.capability == KNOWLEDGE) and not (
+                    asks_identity_switch(message) and plan.tool is None):
                 answer_mode = "abstained"
             yield TextDelta(text)
         elif grounded:
@@ -178,11 +190,14 @@ class Agent:
             grounding = answer.grounding()
         else:
             messages = prompts.answer_messages(language, history, message, plan.tool,
-                                               outcome.result, sources)
+                                               outcome.result, sources, instructions)
             display = outcome.result.display if outcome.result else None
             try:
-                text, model = yield from self._generate(messages, usage,
-                                                        lead_in=bool(display))
+                if display and identity_note:
+                    text = ""  # the system's identity note is the lead-in
+                else:
+                    text, model = yield from self._generate(messages, usage,
+                                                            lead_in=bool(display))
                 if display:
                     block = ("\n\n" if text.strip() else "") + display
                     text += block
@@ -192,6 +207,8 @@ class Agent:
                 yield ErrorEvent(message=say("llm_failed", language, reason=exc.message),
                                  error_type=exc.error_type)
                 return
+        if identity_note:
+            text = identity_note + "\n\n" + text
         source_dicts = [s.to_dict() for s in sources]
         if source_dicts:
             yield SourcesEvent(source_dicts)
@@ -230,13 +247,16 @@ class Agent:
                                     temperature=self.settings.llm.temperature):
             # a lead-in keeps reading after it is done, so the usage (metering) stays whole
             piece = lead.feed(chunk.text) if lead is not None and chunk.text else chunk.text
+            if lead is not None and piece and claims_identity(piece):
+                log.info("lead-in dropped: it claimed an identity (%r)", piece[:80])
+                piece = ""  # who the learner is comes from the system, never the model
             if piece:
                 text += piece
                 yield TextDelta(piece)
             if chunk.final is not None:
                 _add_into(usage, chunk.final.usage)
                 cut_short = chunk.final.finish_reason == "length"
-        if lead is not None and (tail := lead.finish(cut_short)):
+        if lead is not None and (tail := lead.finish(cut_short)) and not claims_identity(tail):
             text += tail
             yield TextDelta(tail)
         return text, str(getattr(backend, "model", ""))

@@ -33,6 +33,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Sorry, I could not work out what to pass to the {tool} tool: {reason}",
         "zh": "抱歉，我没能确定要交给 {tool} 工具的内容：{reason}",
     },
+    "identity_fixed": {
+        "en": ("I cannot switch to another learner: this conversation runs as {user}, as set by "
+               "the app or page you signed in with. Anything I show is for {user}."),
+        "zh": "我不能切换到其他学习者：本次对话的身份是 {user}，由你登录所用的应用或页面设定。"
+              "我展示的内容都是 {user} 的。",
+    },
     "no_passages": {
         "en": "I could not find anything about this in the documents I can search, so I won't guess.",
         "zh": "我在可检索的资料中没有找到相关内容，所以不做猜测。",

@@ -76,8 +76,19 @@ def test_the_conversation_the_client_sends_is_the_history(plain: Env) -> None:
     sent = plain.backend.requests[-1].messages
     assert {"role": "user", "content": "Hi, my name is Ada."} in sent
     assert {"role": "assistant", "content": "Nice to meet you, Ada."} in sent
-    assert not any(m["content"] == "Be brief." for m in sent)  # the server keeps its own system prompt
+    # the client's system message is honoured inside the server's own system prompt, below its
+    # rules (#13: it was dropped silently), never as a replacement for it
+    assert sent[0]["role"] == "system" and sent[0]["content"].startswith("You are Mentorly")
+    assert "<app_instructions>Be brief.</app_instructions>" in sent[0]["content"]
+    assert [m for m in sent if m["role"] == "system"] == [sent[0]]
     assert sent[-1]["content"].endswith("What is my name?")
+
+
+def test_an_over_long_system_message_is_refused_with_the_limit(plain: Env) -> None:
+    with pytest.raises(openai.UnprocessableEntityError) as caught:
+        plain.client.chat.completions.create(model="mentorly", messages=[
+            {"role": "system", "content": "x" * 4001}, {"role": "user", "content": "Hi"}])
+    assert "at most 4,000" in str(caught.value) and "system" in str(caught.value)
 
 
 def test_completion_streaming(plain: Env) -> None:

@@ -137,7 +137,7 @@ def _history(body: ChatCompletionRequest) -> list[dict[str, Any]] | None:
     turns: list[dict[str, Any]] = []
     for m in earlier:
         if m.role not in ("user", "assistant"):
-            continue  # the assistant's own system prompt is not the client's to replace
+            continue  # system/developer messages are instructions (``_instructions``)
         if isinstance(m.content, str):
             text = m.content
         else:
@@ -146,6 +146,28 @@ def _history(body: ChatCompletionRequest) -> list[dict[str, Any]] | None:
         if text:
             turns.append({"role": m.role, "content": text})
     return turns
+
+
+MAX_INSTRUCTION_CHARS = 4000
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "\n".join(p["text"] for p in content or () if isinstance(p, dict)
+                     and p.get("type") == "text" and isinstance(p.get("text"), str))
+
+
+def _instructions(body: ChatCompletionRequest) -> str:
+    """The client's ``system``/``developer`` messages, joined. They are honoured within the
+    assistant's own rules (tone and focus of generated text; quotes, citations and refusals
+    stay as they are), never dropped silently, never a replacement for its system prompt."""
+    text = "\n".join(t for m in body.messages if m.role in ("system", "developer")
+                     if (t := _text_of(m.content).strip()))
+    if len(text) > MAX_INSTRUCTION_CHARS:
+        raise InvalidInput(f"messages: the system/developer messages are {len(text):,} characters "
+                           f"together; at most {MAX_INSTRUCTION_CHARS:,} are accepted")
+    return text
 
 
 def _extension(turn: TurnRun) -> dict[str, Any]:
@@ -199,12 +221,13 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
     """OpenAI-compatible chat; tools run server-side; steps and sources in ``mentorly``."""
     if body.model != MODEL_ID:
         raise NotFound(f"model {body.model!r} does not exist; available: {MODEL_ID}")
+    instructions = _instructions(body)
     message, files = await anyio.to_thread.run_sync(_parse, body, runtime, principal.tenant)
     await admit(request, tenant=principal.tenant, user=body.user, key=principal.key_prefix or "",
                 surface="openai")
     turn = await start_turn(runtime, request.app.state.metrics, "openai", message=message, files=files,
                             user=body.user, tenant=principal.tenant, conversation_id=body.conversation_id,
-                            history=_history(body))
+                            history=_history(body), instructions=instructions)
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     if body.stream:

@@ -105,9 +105,11 @@ class TurnRun:
 async def start_turn(runtime: Runtime, metrics: Metrics, surface: str, *, message: str,
                      files: Sequence[Upload], user: str | None, tenant: str,
                      conversation_id: str | None, collection: str | None = None,
-                     history: list[dict[str, Any]] | None = None) -> TurnRun:
+                     history: list[dict[str, Any]] | None = None,
+                     instructions: str = "") -> TurnRun:
     gen = runtime.agent.run(message, files=files, user=user, tenant=tenant,
-                            conversation_id=conversation_id, collection=collection, history=history)
+                            conversation_id=conversation_id, collection=collection, history=history,
+                            instructions=instructions)
     try:
         first = await anyio.to_thread.run_sync(_next, gen)
     except BaseException:
