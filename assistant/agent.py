@@ -13,15 +13,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
 from assistant import followups, intents, prompts
 from assistant.answering import grounded_answer
 from assistant.arguments import grounded_arguments, missing_required
+from assistant.caller import Caller
 from assistant.config import Settings
-from assistant.errors import InvalidInput, MentorlyError, PayloadTooLarge, ToolError
+from assistant.errors import InvalidInput, MentorlyError, PayloadTooLarge, ToolError, ToolTimeout
 from assistant.events import (
     Done,
     ErrorEvent,
@@ -33,11 +33,14 @@ from assistant.events import (
 )
 from assistant.grounding.focus import asks_institution
 from assistant.identity import asks_identity_switch, claims_identity
-from assistant.language import detect_language, say
+from assistant.language import detect_language
 from assistant.lead_in import LeadIn
 from assistant.llm.base import ChatBackend, Message, ToolCall, Usage
+from assistant.messages import say
+from assistant.reasons import Reason, render, route_fields, with_reasons
 from assistant.registry import ToolRegistry
 from assistant.storage import Database
+from assistant.tool_calls import ToolCaller
 from assistant.tooling import Source, Tool, ToolContext, ToolResult, Upload
 
 log = logging.getLogger(__name__)
@@ -95,6 +98,7 @@ class Agent:
         executor: ThreadPoolExecutor | None = None,
         observers: list[Callable[[TurnRecord], None]] | None = None,
         embedder: Callable[[], Any] | None = None,
+        tool_calls: ToolCaller | None = None,
     ) -> None:
         self.observers: list[Callable[[TurnRecord], None]] = list(observers or [])
         self.settings = settings
@@ -103,7 +107,8 @@ class Agent:
         self._backend = backend
         self._router = router
         self._embedder = embedder or (lambda: self._router().embedder)
-        self._executor = executor or ThreadPoolExecutor(max_workers=4, thread_name_prefix="tool")
+        # the one tool-call path (the runtime's, reporting to its usage hooks), or a private one
+        self.tool_calls = tool_calls or ToolCaller(registry, settings, executor=executor)
 
     # -- public -------------------------------------------------------------------------
 
@@ -150,7 +155,7 @@ class Agent:
             if outcome.result is not None and outcome.result.sources:
                 yield from step_events
             else:
-                plan = Plan(None, None, {**plan.route, "reason": plan.route["reason"] + "; nothing relevant"})
+                plan = Plan(None, None, with_reasons(plan.route, Reason.of("nothing_relevant")))
                 outcome = StepOutcome(result=None, usage=outcome.usage)
             _add_into(usage, outcome.usage)
         elif plan.tool is not None:
@@ -291,7 +296,8 @@ class Agent:
     def _plan(self, message: str, context: ToolContext, history: list[Message], usage: Usage) -> Plan:
         has_image = context.image is not None
         if len(self.registry) == 0:
-            return Plan(None, None, {"tool": None, "confidence": 1.0, "reason": "no tools registered"})
+            return Plan(None, None, {"tool": None, "confidence": 1.0,
+                                     **route_fields([Reason.of("no_tools")])})
         if self.settings.llm.tool_calling == "native":
             native = self._native_plan(message, context, history, usage)
             if native is not None:
@@ -312,20 +318,21 @@ class Agent:
         if decision.tool:
             tool = self.registry.get(decision.tool)
             if general and decision.confidence < self.settings.agent.general_override:
-                route.update(tool=None, reason=f"{route['reason']} ({tool.name} "
-                             f"{decision.confidence:.2f}); general request: no tool")
+                route = with_reasons(route, Reason.of("router_choice", tool=tool.name,
+                                                      confidence=decision.confidence),
+                                     Reason.of("general_no_tool"), tool=None)
                 return Plan(None, None, route)
             if (tool.capability == RECOMMEND and knowledge is not None
                     and intents.names_course_item(message)):
-                route.update(tool=knowledge.name, reason=f"{route['reason']} ({tool.name}); "
-                             "names a course or week: the documents, not recommendations")
+                route = with_reasons(route, Reason.of("router_tool", tool=tool.name),
+                                     Reason.of("course_item"), tool=knowledge.name)
                 return Plan(knowledge, None, route)
             return Plan(tool, None, route)
         if general:
-            route["reason"] = f"{route['reason']}; general request: answered without a tool"
+            route = with_reasons(route, Reason.of("general_direct"))
             return Plan(None, None, route)
         if knowledge is not None and message:
-            route["reason"] = f"{route['reason']}; fallback: {knowledge.name}"
+            route = with_reasons(route, Reason.of("fallback", tool=knowledge.name))
             return Plan(knowledge, None, route, fallback=True)
         return Plan(None, None, route)
 
@@ -341,7 +348,7 @@ class Agent:
                             and decision.confidence >= FOLLOW_UP_OVERRIDE):
             return None
         route = {**decision.to_dict(), "tool": tool.name, "follow_up": True,
-                 "reason": f"follow-up of the previous turn ({tool.name})"}
+                 **route_fields([Reason.of("follow_up", tool=tool.name)])}
         if tool.capability == KNOWLEDGE:
             query = followups.rewrite(follow.previous, message)
             return Plan(tool, {"query": query}, route, query=query)
@@ -366,12 +373,13 @@ class Agent:
         if not result.tool_calls:
             return None
         call: ToolCall = result.tool_calls[0]
-        ok, why = self._router().guard(call, message, has_image=context.image is not None)
+        ok, why = self._router().vet(call, message, has_image=context.image is not None)
         if not ok:
-            log.info("native tool call rejected: %s", why)
+            log.info("native tool call rejected: %s", render(why))
             return None
         return Plan(self.registry.get(call.name), dict(call.arguments),
-                    {"tool": call.name, "confidence": None, "reason": f"native: {why}"})
+                    {"tool": call.name, "confidence": None,
+                     **route_fields([Reason.of("native", why=why)])})
 
     def _fill_arguments(self, tool: Tool, message: str, context: ToolContext,
                         usage: Usage, history: Sequence[Message] = ()) -> dict[str, Any]:
@@ -420,23 +428,24 @@ class Agent:
                 args = {**args, "k": args.get("k") or self.settings.agent.evidence_passages}
             args = tool.validate(args)
         except ToolError as exc:
-            yield StepStarted(step_id, tool.name, {}, reason=plan.route.get("reason", ""))
+            yield StepStarted(step_id, tool.name, {}, reason=plan.route.get("reason", ""),
+                              reasons=plan.route.get("reasons", []))
             sentence = say("tool_failed", lang, tool=tool.name, reason=exc.localized(lang))
             yield self._finished(step_id, tool, started, error=exc.message, summary=sentence)
             return StepOutcome(None, sentence, usage)
         except MentorlyError as exc:
-            yield StepStarted(step_id, tool.name, {}, reason=plan.route.get("reason", ""))
+            yield StepStarted(step_id, tool.name, {}, reason=plan.route.get("reason", ""),
+                              reasons=plan.route.get("reasons", []))
             sentence = say("bad_arguments", lang, tool=tool.name, reason=exc.localized(lang))
             yield self._finished(step_id, tool, started, error=exc.message, summary=sentence)
             return StepOutcome(None, sentence, usage)
-        yield StepStarted(step_id, tool.name, _jsonable(args), reason=plan.route.get("reason", ""))
+        yield StepStarted(step_id, tool.name, _jsonable(args), reason=plan.route.get("reason", ""),
+                          reasons=plan.route.get("reasons", []))
         timeout = self.settings.tools.timeout_s
-        future = self._executor.submit(tool.invoke, args, context)
+        caller = Caller(tenant=context.tenant, user=context.user, surface="agent")
         try:
-            result = future.result(timeout=timeout)
-        except FutureTimeout:
-            future.cancel()
-            log.error("tool %s timed out after %.1f s", tool.name, timeout)
+            result = self.tool_calls.call(tool, args, caller, context=context, timeout=timeout)
+        except ToolTimeout:
             sentence = say("tool_timeout", lang, tool=tool.name, seconds=timeout)
             yield self._finished(step_id, tool, started, error="timeout", summary=sentence)
             return StepOutcome(None, sentence, usage)

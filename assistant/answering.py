@@ -30,8 +30,9 @@ from assistant.errors import MentorlyError
 from assistant.events import Event, TextDelta
 from assistant.grounding import Evidence, check_answer, cite, judge, select_evidence
 from assistant.grounding.evidence import score_sentences
-from assistant.language import detect_language, say
+from assistant.language import detect_language
 from assistant.llm.base import ChatBackend, Usage
+from assistant.messages import say
 from assistant.tooling import Source
 from knowledge.embedders import Embedder
 

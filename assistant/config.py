@@ -146,7 +146,9 @@ class Settings(BaseSettings):
         None, description="plugin names to load; default: built-ins and installed entry points"
     )
     default_tenant: str = "default"
-    log_level: str = "INFO"
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text: one readable line per record; json: one JSON object per line")
     llm: LLMSettings = LLMSettings()
     embedder: EmbedderSettings = EmbedderSettings()
     router: RouterSettings = RouterSettings()

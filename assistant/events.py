@@ -12,6 +12,9 @@ class StepStarted:
     tool: str
     arguments: dict[str, Any]
     reason: str = ""
+    """Why this tool was chosen, in English (``route["reason"]``)."""
+    reasons: list[dict[str, Any]] = field(default_factory=list)
+    """The same as codes with parameters (``assistant.reasons``), to render in any language."""
     type: Literal["step_started"] = "step_started"
 
 

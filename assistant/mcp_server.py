@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio
 import mcp_types as types
 from mcp.server import Server
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
@@ -28,11 +26,11 @@ from starlette.types import Receive, Scope, Send
 
 from assistant.api.auth import authenticate_request, check_scope
 from assistant.api.errors import mentorly_error_response
+from assistant.caller import Caller
 from assistant.errors import MentorlyError
-from assistant.language import detect_language
 from assistant.runtime import Runtime
 from assistant.security import TOOLS, KeyStore, Principal, RateLimiter
-from assistant.tooling import ToolContext, ToolResult
+from assistant.tooling import ToolResult
 
 log = logging.getLogger(__name__)
 PRINCIPAL_KEY = "mentorly_principal"
@@ -54,12 +52,12 @@ def _error(text: str) -> types.CallToolResult:
 
 
 def build_mcp_server(runtime: Runtime, *, default_tenant: str | None = None,
-                     on_tool_call: Any = None, admit: Any = None) -> Server[Any]:
+                     on_tool_call: Callable[[str, bool], None] | None = None) -> Server[Any]:
     """An MCP server over ``runtime.registry``. ``default_tenant`` serves requests that carry
     no authenticated principal (stdio); HTTP requests always carry one (see ``McpEndpoint``).
 
-    ``admit(context)`` runs before a tool (quotas; a ``MentorlyError`` refuses the call) and
-    ``on_tool_call(name, ok, context, elapsed_ms)`` after it (metrics, metering)."""
+    Calls go through ``runtime.tool_calls`` (quotas and metering: the runtime's usage hooks);
+    ``on_tool_call(name, ok)`` runs after each call of a known tool (metrics)."""
 
     def principal_of(ctx: Any) -> Principal:
         request = getattr(ctx, "request", None)
@@ -77,34 +75,20 @@ def build_mcp_server(runtime: Runtime, *, default_tenant: str | None = None,
 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
         principal = principal_of(ctx)
+        caller = Caller.mcp(principal.tenant, principal.key_prefix)
         name = params.name
-        arguments = dict(params.arguments or {})
         ok = False
-        context: ToolContext | None = None
-        started = time.perf_counter()
         try:
-            tool = runtime.registry.get(name)
-            text = " ".join(v for v in arguments.values() if isinstance(v, str))
-            context = ToolContext(tenant=principal.tenant, user=f"mcp:{principal.key_prefix or 'stdio'}",
-                                  settings=runtime.settings, message=text, language=detect_language(text))
-            if admit is not None:
-                await anyio.to_thread.run_sync(admit, context)
-            started = time.perf_counter()
-            with anyio.fail_after(runtime.settings.tools.timeout_s):
-                result = await anyio.to_thread.run_sync(tool.invoke, arguments, context,
-                                                        abandon_on_cancel=True)
+            result = await runtime.tool_calls.acall(name, dict(params.arguments or {}), caller)
             ok = True
-        except MentorlyError as exc:
+        except MentorlyError as exc:  # a ToolError, bad arguments, an unknown tool, a timeout
             return _error(exc.message)
-        except TimeoutError:
-            return _error(f"{name} did not finish within {runtime.settings.tools.timeout_s:g} s")
         except Exception:
             log.exception("MCP tool %s raised", name)
             return _error(f"{name} failed with an internal error; the server log has the details")
         finally:
-            if on_tool_call is not None and context is not None:
-                elapsed_ms = (time.perf_counter() - started) * 1000
-                await anyio.to_thread.run_sync(on_tool_call, name, ok, context, elapsed_ms)
+            if on_tool_call is not None and name in runtime.registry:
+                on_tool_call(name, ok)
         return types.CallToolResult(content=[types.TextContent(text=_text_of(name, result))],
                                     structured_content=_structured(result))
 
@@ -117,8 +101,8 @@ class McpEndpoint:
     request to the SDK's streamable-HTTP transport with the principal in ``scope["state"]``."""
 
     def __init__(self, runtime: Runtime, keys: KeyStore, limiter: RateLimiter,
-                 on_tool_call: Any = None, admit: Any = None) -> None:
-        self.server = build_mcp_server(runtime, on_tool_call=on_tool_call, admit=admit)
+                 on_tool_call: Callable[[str, bool], None] | None = None) -> None:
+        self.server = build_mcp_server(runtime, on_tool_call=on_tool_call)
         host, port = runtime.settings.server.host, runtime.settings.server.port
         hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", f"{host}:{port}",
                  *runtime.settings.api.mcp_allowed_hosts]

@@ -4,6 +4,9 @@ Third-party packages declare a module under the ``mentorly`` entry-point group; 
 module defines ``@hookimpl def register_tools(register): register(my_tool)``.
 The ``plugins`` setting (``MENTORLY_PLUGINS='["tools.x", "my_pkg"]'``) restricts which load;
 the empty list loads none.
+
+The core does not know which plugins are built in: the composition root (``mentorly_app``)
+passes its list as ``builtins``.
 """
 
 from __future__ import annotations
@@ -22,14 +25,6 @@ from assistant.tooling import Tool, make_tool
 ENTRY_POINT_GROUP = "mentorly"
 hookspec = pluggy.HookspecMarker("mentorly")
 hookimpl = pluggy.HookimplMarker("mentorly")
-
-# Built-in tools are ordinary plugins, listed here and loaded like third-party ones.
-DEFAULT_PLUGINS: tuple[str, ...] = (
-    "tools.image_classification",
-    "tools.text_classification",
-    "tools.recommendation",
-    "tools.knowledge_search",
-)
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +75,12 @@ class Hookspecs:
 def make_plugin_manager(
     plugins: Iterable[str] | None = None,
     *,
-    builtins: Iterable[str] = DEFAULT_PLUGINS,
+    builtins: Iterable[str] = (),
 ) -> pluggy.PluginManager:
-    """Load the built-in modules and entry points, filtered by ``plugins`` if given."""
+    """Load the built-in modules (``builtins``, module names, in their order) and the entry
+    points, filtered by ``plugins`` if given. Built-in tools are ordinary plugins, loaded like
+    third-party ones; the composition root names them."""
+    builtins = tuple(builtins)  # read twice below
     pm = pluggy.PluginManager("mentorly")
     pm.add_hookspecs(Hookspecs)
     wanted = None if plugins is None else set(plugins)
@@ -133,5 +131,5 @@ def build_registry(pm: pluggy.PluginManager) -> ToolRegistry:
     return registry
 
 
-def load_registry(plugins: Iterable[str] | None = None) -> ToolRegistry:
-    return build_registry(make_plugin_manager(plugins))
+def load_registry(plugins: Iterable[str] | None = None, *, builtins: Iterable[str] = ()) -> ToolRegistry:
+    return build_registry(make_plugin_manager(plugins, builtins=builtins))

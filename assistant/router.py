@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,10 +29,12 @@ import numpy as np
 from assistant.config import RouterSettings
 from assistant.errors import ConfigError, InvalidInput
 from assistant.llm.base import ToolCall
+from assistant.reasons import Reason, render, route_fields
 from assistant.registry import ToolRegistry
 from assistant.router_data import NONE_EXAMPLES, NONE_LABEL
 from assistant.tooling import Tool
 from knowledge.embedders import Embedder
+from knowledge.embedding_cache import CachedEmbedder, file_slug
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +60,17 @@ class RouteDecision:
 
     tool: str | None
     confidence: float
-    reason: str
+    why: Reason
     scores: dict[str, float] = field(default_factory=dict)
     elapsed_ms: float = 0.0
 
+    @property
+    def reason(self) -> str:
+        """``why`` in English."""
+        return render(self.why)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"tool": self.tool, "confidence": round(self.confidence, 4), "reason": self.reason,
+        return {"tool": self.tool, "confidence": round(self.confidence, 4), **route_fields([self.why]),
                 "scores": {k: round(v, 4) for k, v in self.scores.items()},
                 "elapsed_ms": round(self.elapsed_ms, 2)}
 
@@ -98,68 +103,12 @@ def intent_text(text: str) -> str:
     return clip_text(re.sub(r"\s+", " ", masked).strip())
 
 
-class EmbeddingCache:
-    """Example embeddings keyed by (embedder name, sha256 of the text), one ``.npz`` file per
-    embedder, written atomically. Without a directory it only lives in memory."""
-
-    def __init__(self, embedder: Embedder, cache_dir: Path | None) -> None:
-        self.embedder = embedder
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", embedder.name)[:80]
-        digest = hashlib.sha256(embedder.name.encode()).hexdigest()[:8]
-        self.path = None if cache_dir is None else Path(cache_dir) / f"router-{slug}-{digest}.npz"
-        self._vectors: dict[str, np.ndarray] = {}
-        self._loaded = False
-        self.hits = 0
-        self.misses = 0
-
-    @staticmethod
-    def key(text: str) -> str:
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-    def _load(self) -> None:
-        self._loaded = True
-        if self.path is None or not self.path.is_file():
-            return
-        try:
-            with np.load(self.path, allow_pickle=False) as data:
-                if str(data["embedder"]) != self.embedder.name:
-                    return
-                keys, vectors = data["keys"], data["vectors"]
-                self._vectors = {str(k): v for k, v in zip(keys, vectors, strict=True)}
-        except (OSError, KeyError, ValueError) as exc:
-            log.warning("ignoring unreadable router cache %s: %s", self.path, exc)
-
-    def _save(self) -> None:
-        if self.path is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        keys = np.array(list(self._vectors), dtype="U64")
-        vectors = np.stack(list(self._vectors.values())).astype(np.float32)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".npz.tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, keys=keys, vectors=vectors, embedder=np.array(self.embedder.name))
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if not self._loaded:
-            self._load()
-        keys = [self.key(t) for t in texts]
-        missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True)
-                                     if k not in self._vectors))
-        self.misses += len(missing)
-        self.hits += len(texts) - len(missing)
-        if missing:
-            vectors = self.embedder.embed_queries(missing)
-            for text, vec in zip(missing, vectors, strict=True):
-                self._vectors[self.key(text)] = np.asarray(vec, dtype=np.float32)
-            self._save()
-        if not keys:
-            return np.zeros((0, self.embedder.dim), dtype=np.float32)
-        return np.stack([self._vectors[k] for k in keys])
+def router_cache_path(embedder: Embedder, cache_dir: Path | None) -> Path | None:
+    """Where the example embeddings of ``embedder`` are cached (None: in memory only)."""
+    if cache_dir is None:
+        return None
+    digest = hashlib.sha256(embedder.name.encode()).hexdigest()[:8]
+    return Path(cache_dir) / f"router-{file_slug(embedder.name)}-{digest}.npz"
 
 
 def _softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
@@ -244,7 +193,7 @@ class Router:
         self.registry = registry
         self.embedder = embedder
         self.settings = settings
-        self.cache = EmbeddingCache(embedder, cache_dir)
+        self.cache = CachedEmbedder(embedder, router_cache_path(embedder, cache_dir), kind="query")
         self._lock = threading.Lock()
         self._clf: _Classifier | None = None
 
@@ -309,44 +258,51 @@ class Router:
             raise InvalidInput("the message to route must be a string")
         t0 = time.perf_counter()
 
-        def done(tool: str | None, confidence: float, reason: str,
+        def done(tool: str | None, confidence: float, reason: Reason,
                  scores: dict[str, float]) -> RouteDecision:
             return RouteDecision(tool, confidence, reason, scores,
                                  (time.perf_counter() - t0) * 1000)
 
         image_tool = self._image_tool()
         if has_image and image_tool is not None:
-            return done(image_tool.name, 1.0, "image attached", {image_tool.name: 1.0})
+            return done(image_tool.name, 1.0, Reason.of("image_attached"), {image_tool.name: 1.0})
         if not text.strip():
-            return done(None, 1.0, "empty message", {NONE_LABEL: 1.0})
+            return done(None, 1.0, Reason.of("empty_message"), {NONE_LABEL: 1.0})
         scores = self.scores(text)
         best = max(scores, key=lambda k: scores[k])
         p = scores[best]
         if best == NONE_LABEL:
-            return done(None, p, "classifier: no tool", scores)
+            return done(None, p, Reason.of("classifier_none"), scores)
         if image_tool is not None and best == image_tool.name and not has_image:
-            return done(None, scores[NONE_LABEL], f"{best} needs an image; none attached", scores)
+            return done(None, scores[NONE_LABEL], Reason.of("needs_image", tool=best), scores)
         if p < self.settings.threshold:
-            return done(None, scores[NONE_LABEL],
-                        f"below threshold {self.settings.threshold:g} ({best} {p:.2f})", scores)
-        return done(best, p, "classifier", scores)
+            return done(None, scores[NONE_LABEL], Reason.of(
+                "below_threshold", threshold=self.settings.threshold, tool=best, confidence=p),
+                scores)
+        return done(best, p, Reason.of("classifier"), scores)
 
     def guard(self, call: ToolCall, text: str, *, has_image: bool = False) -> tuple[bool, str]:
         """Native mode: accept the LLM's tool call only if the tool exists, the arguments
-        validate, and the message grounds it (image signal or router confidence)."""
+        validate, and the message grounds it (image signal or router confidence); the
+        verdict's reason in English (``vet`` gives it as a ``Reason``)."""
+        ok, why = self.vet(call, text, has_image=has_image)
+        return ok, render(why)
+
+    def vet(self, call: ToolCall, text: str, *, has_image: bool = False) -> tuple[bool, Reason]:
+        """``guard`` with the reason as a code and its parameters."""
         if call.name not in self.registry:
-            return False, f"unknown tool {call.name!r}"
+            return False, Reason.of("unknown_tool", tool=call.name)
         tool = self.registry.get(call.name)
         try:
             tool.validate(call.arguments)
         except InvalidInput as exc:
-            return False, exc.message
+            return False, Reason.of("invalid_arguments", detail=exc.message)
         if tool.capability == IMAGE_CAPABILITY:
-            return (True, "image attached") if has_image else (False, "no image attached")
+            return (True, Reason.of("image_attached")) if has_image else (False, Reason.of("no_image"))
         if not isinstance(text, str) or not text.strip():
-            return False, f"{call.name} is not grounded: empty message"
+            return False, Reason.of("not_grounded_empty", tool=call.name)
         p = self.scores(text).get(call.name, 0.0)
         minimum = self.settings.native_min_confidence
         if p < minimum:
-            return False, f"{call.name} is not grounded in the message (router {p:.2f} < {minimum:g})"
-        return True, f"router {p:.2f}"
+            return False, Reason.of("not_grounded", tool=call.name, confidence=p, minimum=minimum)
+        return True, Reason.of("router", confidence=p)

@@ -4,7 +4,7 @@ and the models (loaded lazily, on first use, so ``mentorly tools`` stays fast)."
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -14,11 +14,13 @@ from assistant.config import Settings, load_settings
 from assistant.plugins import build_registry, make_plugin_manager
 from assistant.registry import ToolRegistry
 from assistant.storage import Database, shared_database
+from assistant.usage_hooks import UsageHooks
 
 if TYPE_CHECKING:
     from assistant.agent import Agent
     from assistant.llm.base import ChatBackend
     from assistant.router import Router
+    from assistant.tool_calls import ToolCaller
     from assistant.uploads import UploadStore
 
 
@@ -29,9 +31,12 @@ class Runtime:
     registry: ToolRegistry
     db: Database
     uploads: UploadStore
+    usage_hooks: UsageHooks = field(default_factory=UsageHooks)
+    """The one metering/quota hook: every tool call and every turn reports here."""
     _backend: ChatBackend | None = None
     _router: Router | None = None
     _agent: Agent | None = None
+    _tool_calls: ToolCaller | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -63,23 +68,38 @@ class Runtime:
             from assistant.agent import Agent
 
             self._agent = Agent(settings=self.settings, registry=self.registry, db=self.db,
-                                backend=lambda: self.backend, router=lambda: self.router)
+                                backend=lambda: self.backend, router=lambda: self.router,
+                                tool_calls=self.tool_calls,
+                                observers=[self.usage_hooks.turn_finished])
         return self._agent
+
+    @property
+    def tool_calls(self) -> ToolCaller:
+        """The one tool-call path (``assistant.tool_calls``), reporting to ``usage_hooks``."""
+        if self._tool_calls is None:
+            from assistant.tool_calls import ToolCaller
+
+            with self._lock:
+                if self._tool_calls is None:
+                    self._tool_calls = ToolCaller(self.registry, self.settings, self.usage_hooks)
+        return self._tool_calls
 
 
 def build_runtime(
     settings: Settings | None = None,
     *,
+    builtins: Iterable[str] = (),
     backend: ChatBackend | None = None,
     configure: Callable[[ToolRegistry], Any] | None = None,
 ) -> Runtime:
-    """Build the process's runtime. ``backend`` replaces the configured LLM (tests);
-    ``configure`` may add tools to the registry before anything uses it."""
+    """Build the process's runtime. ``builtins`` are the built-in plugin modules (the
+    composition root, ``mentorly_app``, names them); ``backend`` replaces the configured LLM
+    (tests); ``configure`` may add tools to the registry before anything uses it."""
     from assistant.uploads import UploadStore
 
     settings = settings or load_settings()
     settings.ensure_dirs()
-    pm = make_plugin_manager(settings.plugins)
+    pm = make_plugin_manager(settings.plugins, builtins=builtins)
     registry = build_registry(pm)
     if configure is not None:
         configure(registry)

@@ -1,5 +1,6 @@
-"""The composition of the web service: one FastAPI app with the developer API (``/api``,
-``/v1``, ``/metrics``), the MCP endpoint (``/mcp``) and the chat UI mounted at ``/ui``.
+"""The web service's core: one FastAPI app with the developer API (``/api``, ``/v1``,
+``/metrics``, ``/widget``) and the MCP endpoint (``/mcp``). The composition root
+(``mentorly_app.web``) adds the chat UI at ``/ui`` and names the widget's static files.
 
 Errors are mapped to HTTP in one place (``assistant.api.errors``), with one JSON shape.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -21,7 +23,6 @@ from assistant.api.errors import error_body, install_error_handlers, mentorly_er
 from assistant.errors import MentorlyError
 from assistant.mcp_server import McpEndpoint
 from assistant.runtime import Runtime
-from assistant.tooling import ToolContext
 
 __all__ = ["create_app", "error_body", "install_error_handlers"]
 
@@ -62,7 +63,8 @@ class UiKeyGuard:
         await self.app(scope, receive, send)
 
 
-def create_app(runtime: Runtime, *, with_ui: bool = True) -> FastAPI:
+def create_app(runtime: Runtime, *, widget_static: Path | None = None) -> FastAPI:
+    """The app without the UI; ``widget_static`` is the folder of ``widget.js`` and its kin."""
     mcp: McpEndpoint | None = None
 
     @asynccontextmanager
@@ -72,21 +74,12 @@ def create_app(runtime: Runtime, *, with_ui: bool = True) -> FastAPI:
             yield
 
     app = FastAPI(title="Mentorly", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
-    metrics = install_api(app, runtime)
-    def mcp_key(context: ToolContext) -> str:
-        return context.user.removeprefix("mcp:") if context.user != "mcp:stdio" else ""
+    metrics = install_api(app, runtime, widget_static=widget_static)
 
-    def mcp_admit(context: ToolContext) -> None:
-        app.state.quotas.check(tenant=context.tenant, user=context.user, key=mcp_key(context))
-
-    def mcp_called(name: str, ok: bool, context: ToolContext, elapsed_ms: float) -> None:
+    def mcp_called(name: str, ok: bool) -> None:  # quotas and metering: the runtime's usage hooks
         metrics.tool_call(name, ok, "mcp")
-        if ok:  # like the HTTP tool endpoint: successful calls are billed
-            app.state.meter.record(tenant=context.tenant, user=context.user, key=mcp_key(context),
-                                   tool=name, surface="mcp", tool_calls=1, compute_ms=elapsed_ms)
 
-    mcp = McpEndpoint(runtime, app.state.keys, app.state.limiter, on_tool_call=mcp_called,
-                      admit=mcp_admit)
+    mcp = McpEndpoint(runtime, app.state.keys, app.state.limiter, on_tool_call=mcp_called)
     app.add_route("/mcp", mcp, methods=["GET", "POST", "DELETE"], include_in_schema=False)
 
     @app.get("/healthz", operation_id="health", tags=["service"])
@@ -102,8 +95,4 @@ def create_app(runtime: Runtime, *, with_ui: bool = True) -> FastAPI:
                        allow_methods=["GET", "POST", "DELETE"], allow_headers=["*"])
     if runtime.settings.api.require_key_for_local_ui:
         app.add_middleware(UiKeyGuard)
-    if with_ui:
-        from ui.app import mount_ui
-
-        app = mount_ui(app, runtime, path="/ui")
     return app

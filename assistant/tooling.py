@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
+from assistant.config import Settings, get_settings
 from assistant.errors import InvalidInput
 
 
@@ -30,12 +31,19 @@ class Upload:
     height: int | None = None
 
 
+def _process_settings() -> Settings:
+    """The one fallback for a context built without settings (a tool's unit test, a script):
+    the process's settings. Every surface passes its own (``assistant.tool_calls``), so tools
+    read ``context.settings`` and never ``get_settings()`` themselves."""
+    return get_settings()
+
+
 @dataclass
 class ToolContext:
     tenant: str
     user: str
     files: list[Upload] = field(default_factory=list)
-    settings: Any = None
+    settings: Settings = field(default_factory=_process_settings)
     message: str = ""
     language: str = "en"
     collection: str | None = None

@@ -121,7 +121,7 @@ def percentile(values: list[float], q: float) -> float:
 def build(home: Path) -> Any:
     from assistant.config import load_settings
     from assistant.llm.model_files import prepare_model
-    from assistant.runtime import build_runtime
+    from mentorly_app import build_runtime
     from tools.knowledge_search.service import knowledge_base
 
     model_path = prepare_model(load_settings(), progress=False)

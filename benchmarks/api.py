@@ -1,7 +1,7 @@
 """API overhead: ``POST /api/tools/{name}`` on a cheap tool and ``GET /healthz`` over loopback,
 at 1, 8 and 32 concurrent clients, against the same tool called in-process in the same run.
 
-The server is the real app (``assistant.server.create_app``, key check, metrics, CORS) under
+The server is the real app (``mentorly_app.web.create_app``, key check, metrics, CORS) under
 uvicorn in a child process, as ``mentorly serve`` runs it; the clients are keep-alive HTTP/1.1
 connections on asyncio with a minimal hand-written client, so the figures measure the server
 rather than a client library. Overhead = API p50 − in-process p50 of the same tool. The server
@@ -55,7 +55,7 @@ def serve(home: str, port: int) -> None:
     from assistant.config import load_settings
     from assistant.llm.fake import FakeBackend
     from assistant.runtime import build_runtime
-    from assistant.server import create_app
+    from mentorly_app.web import create_app
 
     settings = load_settings(home=Path(home), plugins=[], llm={"backend": "fake"})
     runtime = build_runtime(settings, backend=FakeBackend(), configure=lambda reg: reg.add(word_count))

@@ -77,10 +77,10 @@ def main() -> None:
     from click.testing import CliRunner
     from fastapi.testclient import TestClient
 
-    from assistant.cli import cli
     from assistant.config import load_settings
-    from assistant.runtime import build_runtime
-    from assistant.server import create_app
+    from mentorly_app import build_runtime
+    from mentorly_app.cli import cli
+    from mentorly_app.web import create_app
     from tools.knowledge_search.service import knowledge_base
 
     docs = load_corpus()

@@ -33,8 +33,8 @@ from assistant import prompts  # noqa: E402
 from assistant.config import load_settings  # noqa: E402
 from assistant.llm.base import Message  # noqa: E402
 from assistant.llm.local import LocalBackend  # noqa: E402
-from assistant.plugins import load_registry  # noqa: E402
 from assistant.tooling import Tool, ToolResult, tool  # noqa: E402
+from mentorly_app import load_registry  # noqa: E402
 
 QUESTION = (
     "Is this course review positive or negative: 'The lectures were clear and the exercises helped me a lot.'"

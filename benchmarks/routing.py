@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        from assistant.plugins import load_registry
+        from mentorly_app import load_registry
 
         settings = load_settings()
         plugins = ([p.strip() for p in args.plugins.split(",") if p.strip()]

@@ -13,11 +13,11 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "CheckResult": "knowledge.base",
-    "FileOutcome": "knowledge.base",
-    "Hit": "knowledge.base",
-    "IngestReport": "knowledge.base",
-    "KBConfig": "knowledge.base",
+    "CheckResult": "knowledge.maintenance",
+    "FileOutcome": "knowledge.ingest",
+    "Hit": "knowledge.search",
+    "IngestReport": "knowledge.ingest",
+    "KBConfig": "knowledge.catalog",
     "KnowledgeBase": "knowledge.base",
     "CollectionNotFound": "knowledge.errors",
     "DocumentNotFound": "knowledge.errors",

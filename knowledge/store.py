@@ -3,7 +3,7 @@
 A chunk's primary key is its id in the FAISS index. Documents carry a ``status`` that makes
 ingestion crash-safe: new versions are written ``pending`` and old ones marked ``deleting``
 before the index file is replaced; ``KnowledgeBase`` finishes or undoes an interrupted write
-when it next opens the collection (see ``knowledge.base``).
+when it next opens the collection (see ``knowledge.recovery``).
 """
 
 from __future__ import annotations

@@ -22,9 +22,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from assistant.llm.fake import FakeBackend
-from assistant.server import create_app
 from assistant.storage import Message
 from assistant.storage.keys import ApiKey
+from mentorly_app.web import create_app
 from tests.support.api_tools import png
 from tests.support.live_api import LiveServer, assert_error, make_runtime, serve
 
@@ -149,9 +149,9 @@ def test_scopes_are_enforced(chat_env: Env) -> None:
 
 def test_keys_are_printed_once_and_stored_only_as_hashes(tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from assistant.cli import cli
     from assistant.security import KeyStore
     from assistant.storage import shared_database
+    from mentorly_app.cli import cli
 
     monkeypatch.setenv("MENTORLY_HOME", str(tmp_path))
     runner = CliRunner()

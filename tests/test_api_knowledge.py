@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from assistant.config import load_settings
 from assistant.llm.fake import FakeBackend
 from assistant.runtime import build_runtime
-from assistant.server import create_app
+from mentorly_app.web import create_app
 from tests.support.live_api import LiveServer, assert_error
 
 HANDBOOK = """# Physics 101 handbook

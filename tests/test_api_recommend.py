@@ -19,7 +19,7 @@ import tools.recommendation.api as rec_api
 from assistant.config import load_settings
 from assistant.llm.fake import FakeBackend
 from assistant.runtime import build_runtime
-from assistant.server import create_app
+from mentorly_app.web import create_app
 from tests.support.live_api import LiveServer, assert_error
 from tools.recommendation.demo import DEMO_CATALOG
 

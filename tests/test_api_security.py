@@ -19,8 +19,8 @@ from assistant.config import load_settings
 from assistant.errors import Unauthorized
 from assistant.security import KeyStore
 from assistant.security.revocation import RevocationCheck
-from assistant.server import create_app
 from assistant.storage import Database
+from mentorly_app.web import create_app
 from tests.conftest import REPO_ROOT
 from tests.support.live_api import assert_error, make_runtime, serve
 
@@ -57,7 +57,7 @@ def test_a_key_revoked_by_the_cli_in_another_process_fails_on_its_next_request(t
             assert httpx.get(server.url + "/api/tools", headers=bearer(k)).status_code == 200
         assert app.state.keys.cached(key) is not None
         env = {**os.environ, "MENTORLY_HOME": str(tmp_path)}  # the server's database
-        done = subprocess.run([sys.executable, "-m", "assistant.cli", "keys", "revoke", info.prefix], env=env,
+        done = subprocess.run([sys.executable, "-m", "mentorly_app", "keys", "revoke", info.prefix], env=env,
                               capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
         assert done.returncode == 0 and "Revoked" in done.stdout, done.stdout + done.stderr
         assert_error(httpx.get(server.url + "/api/tools", headers=bearer(key)), 401, "unauthorized", "revoked")

@@ -14,12 +14,12 @@ from fastapi import APIRouter, Depends
 
 from assistant import audit
 from assistant.api import require
-from assistant.cli import cli
 from assistant.errors import InvalidInput
 from assistant.metering import Meter
 from assistant.security import ADMIN, Principal
-from assistant.server import create_app
 from assistant.storage import shared_database
+from mentorly_app.cli import cli
+from mentorly_app.web import create_app
 from tests.support.live_api import LiveServer, make_runtime
 
 

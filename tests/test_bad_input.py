@@ -21,12 +21,12 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from assistant.api.bodies import MAX_JSON_DEPTH, check_json, json_depth
-from assistant.cli import cli
 from assistant.config import load_settings
 from assistant.errors import InvalidInput
 from assistant.llm.fake import FakeBackend
 from assistant.runtime import build_runtime
-from assistant.server import create_app
+from mentorly_app.cli import cli
+from mentorly_app.web import create_app
 from tests.conftest import REPO_ROOT
 from tests.support.api_tools import add_all, png
 
@@ -440,7 +440,7 @@ def test_the_real_command_exits_nonzero_without_a_traceback(tmp_path: Path, args
     if home_is_file:
         home.write_text("x")
     env = {**os.environ, "MENTORLY_HOME": str(home), "PYTHONPATH": str(REPO_ROOT), "MENTORLY_PLUGINS": "[]"}
-    proc = subprocess.run([sys.executable, "-m", "assistant.cli", *args], env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "mentorly_app", *args], env=env, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode != 0 and expected in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout

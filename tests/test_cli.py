@@ -52,7 +52,7 @@ def env(tmp_path: Path, module_home: Path) -> dict[str, str]:
 
 
 def mentorly(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "assistant.cli", *args], env=env, text=True,
+    return subprocess.run([sys.executable, "-m", "mentorly_app", *args], env=env, text=True,
                           capture_output=True, timeout=timeout)
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from assistant.cli import cli
 from assistant.config import load_settings
 from assistant.errors import ConfigError
+from mentorly_app.cli import cli
 
 
 @pytest.fixture

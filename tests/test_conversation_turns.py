@@ -32,7 +32,7 @@ You have 3 grace days for the whole semester. Grace days cannot be used for the 
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from assistant.config import load_settings
-    from assistant.runtime import build_runtime
+    from mentorly_app import build_runtime
     from tools.knowledge_search.service import knowledge_base
     from tools.recommendation import prepare_models
 

@@ -28,12 +28,12 @@ from pypdf.generic import NameObject, StreamObject
 from assistant.config import load_settings
 from assistant.llm.fake import FakeBackend
 from assistant.runtime import build_runtime
-from assistant.server import create_app
 from knowledge import KBConfig, KnowledgeBase
 from knowledge.embedders import Embedder, shared_embedder
 from knowledge.errors import DocumentTooLarge, UnreadableDocument
 from knowledge.loaders import load_file
 from knowledge.unpacking import MB, UnpackLimits
+from mentorly_app.web import create_app
 from tests.conftest import REPO_ROOT
 from tests.support.live_api import LiveServer, assert_error
 from tests.test_knowledge_loaders import make_pdf
@@ -341,7 +341,7 @@ def test_cli_ingest_prints_each_outcome_without_traceback_and_exits_1(tmp_path: 
     env = {**os.environ, "MENTORLY_HOME": str(tmp_path / "home"),
            "MENTORLY_PLUGINS": '["tools.knowledge_search"]', "MENTORLY_KNOWLEDGE__SECONDARY_EMBEDDER": "none",
            "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
-    done = subprocess.run([sys.executable, "-m", "assistant.cli", "kb", "ingest", str(folder), "-c", "labs",
+    done = subprocess.run([sys.executable, "-m", "mentorly_app", "kb", "ingest", str(folder), "-c", "labs",
                            "--quiet"], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     output = done.stdout + done.stderr
     assert done.returncode == 1, output

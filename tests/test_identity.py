@@ -16,7 +16,7 @@ from assistant.llm.fake import FakeBackend
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from assistant.config import load_settings
-    from assistant.runtime import build_runtime
+    from mentorly_app import build_runtime
     from tools.recommendation import prepare_models
 
     settings = load_settings(home=tmp_path_factory.mktemp("identity-home"),

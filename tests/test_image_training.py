@@ -164,8 +164,8 @@ def test_delete_removes_every_version(digits_dir: Path, tmp_path: Path) -> None:
 
 def test_cli_train_image_command(digits_dir: Path, tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from assistant import cli as cli_module
     from assistant.config import get_settings
+    from mentorly_app import cli as cli_module
 
     monkeypatch.setenv("MENTORLY_HOME", str(tmp_path / "home"))
     get_settings.cache_clear()

@@ -116,8 +116,8 @@ def test_every_backend_request_is_neutralised() -> None:
 @pytest.fixture(scope="module")
 def attacked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from assistant.config import load_settings
-    from assistant.runtime import build_runtime
-    from assistant.server import create_app
+    from mentorly_app import build_runtime
+    from mentorly_app.web import create_app
     from tools.knowledge_search.service import knowledge_base
 
     home = tmp_path_factory.mktemp("injection-home")
@@ -140,7 +140,7 @@ def _api_answer(client: TestClient, headers: dict[str, str], question: str) -> d
 
 
 def _cli_answer(runtime: Any, question: str) -> str:
-    from assistant.cli import cli
+    from mentorly_app.cli import cli
 
     result = CliRunner().invoke(cli, ["chat", question], obj={"runtime": runtime,
                                                               "settings": runtime.settings})
@@ -183,7 +183,7 @@ def test_native_tool_calling_cannot_search_a_collection_the_page_did_not_name(
     from assistant.config import load_settings
     from assistant.events import Done, StepStarted
     from assistant.llm.fake import FakeBackend
-    from assistant.runtime import build_runtime
+    from mentorly_app import build_runtime
     from tools.knowledge_search.service import knowledge_base
 
     for name, text in (("course", "# Course\n\nThe COURSE exam is in Room K101 on 3 June.\n"),

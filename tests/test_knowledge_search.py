@@ -87,7 +87,7 @@ def test_nothing_relevant_means_no_sources(tool: Tool, settings: Settings) -> No
 
 
 def test_kb_commands(settings: Settings, tmp_path: Path) -> None:
-    from assistant.cli import cli
+    from mentorly_app.cli import cli
     from tools.knowledge_search.cli import kb
 
     cli.add_command(kb, "kb")
@@ -127,7 +127,7 @@ def test_sigkill_mid_ingest_then_check_agrees_and_reingest_completes(tmp_path: P
     env = {**os.environ, "MENTORLY_HOME": str(tmp_path / "home"), "MENTORLY_PLUGINS": f'["{PLUGIN}"]',
            "MENTORLY_KNOWLEDGE__FLUSH_CHUNKS": "1", "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1",
            "PYTHONPATH": str(REPO_ROOT)}
-    cmd = [sys.executable, "-m", "assistant.cli", "kb", "ingest", str(docs), "-c", "py", "--quiet"]
+    cmd = [sys.executable, "-m", "mentorly_app", "kb", "ingest", str(docs), "-c", "py", "--quiet"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             cwd=REPO_ROOT)
     added = 0
@@ -140,7 +140,7 @@ def test_sigkill_mid_ingest_then_check_agrees_and_reingest_completes(tmp_path: P
     proc.wait(timeout=120)
     assert proc.returncode == -signal.SIGKILL, "the ingest finished before it could be killed"
 
-    check = subprocess.run([sys.executable, "-m", "assistant.cli", "kb", "check", "--json"], env=env,
+    check = subprocess.run([sys.executable, "-m", "mentorly_app", "kb", "check", "--json"], env=env,
                            capture_output=True, text=True, timeout=180, cwd=REPO_ROOT)
     assert check.returncode == 0, check.stdout + check.stderr
     [state] = json.loads(check.stdout)
@@ -154,7 +154,7 @@ def test_sigkill_mid_ingest_then_check_agrees_and_reingest_completes(tmp_path: P
     report = json.loads(again.stdout.strip().splitlines()[-1])
     assert report["counts"]["added"] + report["counts"]["skipped"] == len(topics)
     assert report["counts"]["skipped"] == state["documents"] and report["counts"]["failed"] == 0
-    final = subprocess.run([sys.executable, "-m", "assistant.cli", "kb", "check", "--json"], env=env,
+    final = subprocess.run([sys.executable, "-m", "mentorly_app", "kb", "check", "--json"], env=env,
                            capture_output=True, text=True, timeout=180, cwd=REPO_ROOT)
     [state] = json.loads(final.stdout)
     assert final.returncode == 0 and state["ok"] and state["documents"] == len(topics)
@@ -196,7 +196,7 @@ def test_warm_up_loads_the_second_embedder_before_the_first_question(settings: S
 def test_a_failing_plugin_warm_up_does_not_stop_the_server(settings: Settings,
                                                             caplog: pytest.LogCaptureFixture) -> None:
     from assistant import hookimpl
-    from assistant.cli import _warm_up
+    from assistant.cli.serve import _warm_up
     from assistant.plugins import make_plugin_manager
 
     class Broken:

@@ -103,7 +103,7 @@ async def _stdio(home: str) -> tuple[list[str], Any, Any]:
     env = {**os.environ, "MENTORLY_HOME": home, "MENTORLY_PLUGINS": '["tests.support.api_tools"]',
            "MENTORLY_LLM__BACKEND": "fake", "PYTHONPATH": str(REPO_ROOT)}
     params = StdioServerParameters(command=sys.executable,
-                                   args=["-m", "assistant.cli", "mcp", "--tenant", "desk"], env=env,
+                                   args=["-m", "mentorly_app", "mcp", "--tenant", "desk"], env=env,
                                    cwd=str(REPO_ROOT))
     async with Client(params, read_timeout_seconds=60) as client:
         tools = await client.list_tools()

@@ -25,7 +25,6 @@ from mcp.client.streamable_http import streamable_http_client
 import tools.image_classification as image_plugin
 import tools.text_classification as text_plugin
 from assistant import ToolContext, ToolError
-from assistant.cli import cli
 from assistant.config import load_settings
 from assistant.errors import InvalidInput
 from assistant.llm.fake import FakeBackend
@@ -34,6 +33,7 @@ from assistant.plugins import load_registry, make_plugin_manager
 from assistant.runtime import build_runtime
 from assistant.uploads import UploadStore
 from knowledge.embedders import shared_embedder
+from mentorly_app.cli import cli
 from tests.support.live_api import serve
 from tests.test_image_training import write_digits
 from tests.test_text_training import ROWS

@@ -81,7 +81,7 @@ def example_plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _mentorly(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{REPO_ROOT}"}
-    return subprocess.run([sys.executable, "-m", "assistant.cli", *args], env=env, text=True,
+    return subprocess.run([sys.executable, "-m", "mentorly_app", *args], env=env, text=True,
                           capture_output=True, timeout=120)
 
 
@@ -102,7 +102,7 @@ def test_example_plugin_tool_runs_from_the_cli(example_plugin_site: Path) -> Non
 def test_plugin_selection_can_exclude_an_installed_plugin(example_plugin_site: Path) -> None:
     env_site = example_plugin_site
     out = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "plugins", "--json"],
+        [sys.executable, "-m", "mentorly_app", "plugins", "--json"],
         env={**os.environ, "PYTHONPATH": f"{env_site}{os.pathsep}{REPO_ROOT}", "MENTORLY_PLUGINS": "[]"},
         text=True, capture_output=True, timeout=120,
     )

@@ -93,7 +93,7 @@ def test_quota_exhausted_mid_conversation(limited: tuple[str, FakeBackend, objec
 
 def test_direct_tool_calls_count_against_the_daily_tool_quota(limited: tuple[str, FakeBackend, object]) -> None:
     url, _backend, app = limited
-    runner = app.state.tool_runner  # type: ignore[attr-defined]
+    runner = app.state.billing  # type: ignore[attr-defined]  # the runtime's one metering/quota observer
     saved = runner.quotas
     runner.quotas = Quotas(QuotaSettings(tool_calls_per_day_per_key=1), runner.meter)
     try:

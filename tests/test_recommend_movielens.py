@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from benchmarks.movielens import DatasetMissing, load_ml100k
 from tools.recommendation.cf import EASE, Popularity
 from tools.recommendation.evaluation import Split, evaluate, index_positives, random_split, top_k
 from tools.recommendation.hybrid import HybridScorer
 from tools.recommendation.model import select_cf
-from tools.recommendation.movielens import DatasetMissing, load_ml100k
 
 
 @pytest.fixture(scope="module")

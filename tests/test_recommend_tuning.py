@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from benchmarks.movielens import DatasetMissing, load_ml100k
 from tools.recommendation.cf import EASE
 from tools.recommendation.evaluation import Split, index_positives, random_split
 from tools.recommendation.hybrid import HybridScorer
 from tools.recommendation.model import RecModel
-from tools.recommendation.movielens import DatasetMissing, load_ml100k
 from tools.recommendation.tuning import BLEND_GRID, L2_GRID, HybridParams, hybrid_ndcg, tune_hybrid
 
 

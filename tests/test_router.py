@@ -19,12 +19,12 @@ from assistant import ToolContext, hookimpl, tool
 from assistant.config import RouterSettings
 from assistant.errors import ConfigError, InvalidInput
 from assistant.llm.base import ToolCall
-from assistant.plugins import DEFAULT_PLUGINS, load_registry
 from assistant.registry import ToolRegistry
 from assistant.router import Router, clip_text, intent_text
 from assistant.router_data import NONE_EXAMPLES_EN, NONE_EXAMPLES_ZH
 from assistant.tooling import Tool, make_tool
 from knowledge.embedders import Embedder, shared_embedder
+from mentorly_app import BUILTIN_PLUGINS, load_registry
 from tests.conftest import REPO_ROOT
 
 
@@ -452,7 +452,7 @@ REPORTED: dict[str, list[str]] = {
 
 @pytest.fixture(scope="module")
 def builtin_router(embedder: Embedder, cache_dir: Path) -> Router:
-    r = Router(load_registry(DEFAULT_PLUGINS), embedder, RouterSettings(), cache_dir=cache_dir)
+    r = Router(load_registry(BUILTIN_PLUGINS), embedder, RouterSettings(), cache_dir=cache_dir)
     r.refresh()
     return r
 

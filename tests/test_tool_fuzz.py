@@ -29,9 +29,9 @@ from PIL import Image
 
 from assistant.config import Settings, load_settings
 from assistant.errors import InvalidInput, ToolError
-from assistant.plugins import DEFAULT_PLUGINS, load_registry
 from assistant.registry import ToolRegistry
 from assistant.tooling import Tool, ToolContext, ToolResult, Upload
+from mentorly_app import BUILTIN_PLUGINS, load_registry
 
 TENANT = "default"
 MAX_MESSAGE_CHARS = 400
@@ -101,7 +101,7 @@ def registry(fuzz_settings: Settings) -> ToolRegistry:
         "# Late submission policy\n\nHomework handed in late loses 10% per day.\n\n"
         "# 迟交规定\n\n作业每迟交一天扣百分之十。\n", "utf-8")
     knowledge_base(fuzz_settings).ingest([docs], TENANT, "fuzz")
-    return load_registry(DEFAULT_PLUGINS)  # the built-ins only, not installed third parties
+    return load_registry(BUILTIN_PLUGINS)  # the built-ins only, not installed third parties
 
 
 @pytest.fixture(scope="module")

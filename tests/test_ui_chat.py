@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import gradio as gr
 import pytest
 
 from assistant.events import Done, ErrorEvent, SourcesEvent, StepFinished, StepStarted, TextDelta
+from assistant.reasons import Reason as R
+from assistant.reasons import render, route_fields
 from assistant.runtime import Runtime
 from tests.test_ui_support import (
     answer_text,
@@ -26,7 +29,6 @@ from ui.chat import (
     message_parts,
     normalize_history,
 )
-from ui.reasons import localize_reason
 
 
 def _request(session: str = "session-a") -> gr.Request:
@@ -248,19 +250,36 @@ def test_done_text_wins_over_the_streamed_pieces() -> None:
     assert answer_text(view.messages()) == "final"
 
 
-@pytest.mark.parametrize("reason, chinese", [
-    ("image attached", "附有图片"),
-    ("classifier", "意图分类器选中"),
-    ("classifier: no tool; fallback: knowledge_search", "意图分类：不需要工具；改用 knowledge_search 查找"),
-    ("below threshold 0.5 (classify_text 0.31)", "置信度低于阈值 0.5（classify_text 0.31）"),
-    ("look_at_image needs an image; none attached", "look_at_image 需要图片，但没有附图"),
-    ("native: router 0.87", "模型调用工具：路由置信度 0.87"),
-    ("classifier; nothing relevant", "意图分类器选中；没有找到相关内容"),
-    ("a plugin's own words", "a plugin's own words"),
+@pytest.mark.parametrize("reasons, english, chinese", [
+    ([R.of("image_attached")], "image attached", "附有图片"),
+    ([R.of("classifier")], "classifier", "意图分类器选中"),
+    ([R.of("classifier_none"), R.of("fallback", tool="knowledge_search")],
+     "classifier: no tool; fallback: knowledge_search", "意图分类：不需要工具；改用 knowledge_search 查找"),
+    ([R.of("below_threshold", threshold=0.5, tool="classify_text", confidence=0.3141)],
+     "below threshold 0.5 (classify_text 0.31)", "置信度低于阈值 0.5（classify_text 0.31）"),
+    ([R.of("needs_image", tool="look_at_image")],
+     "look_at_image needs an image; none attached", "look_at_image 需要图片，但没有附图"),
+    ([R.of("native", why=R.of("router", confidence=0.871))],
+     "native: router 0.87", "模型调用工具：路由置信度 0.87"),
+    ([R.of("classifier"), R.of("nothing_relevant")], "classifier; nothing relevant",
+     "意图分类器选中；没有找到相关内容"),
+    ([R.of("classifier"), R.of("router_choice", tool="suggest_next", confidence=0.62),
+      R.of("general_no_tool")], "classifier (suggest_next 0.62); general request: no tool",
+     "意图分类器选中（suggest_next 0.62）；一般性请求：不使用工具"),
 ])
-def test_router_reasons_are_shown_in_chinese(reason: str, chinese: str) -> None:
-    assert localize_reason(reason, "zh") == chinese
-    assert localize_reason(reason, "en") == reason
+def test_route_reasons_are_codes_rendered_in_the_page_language(
+        reasons: list[R], english: str, chinese: str) -> None:
+    route = route_fields(reasons)
+    assert route["reason"] == english  # what API clients have always read
+    assert json.loads(json.dumps(route["reasons"])) == route["reasons"]
+    assert [R.from_dict(r) for r in route["reasons"]] == reasons
+    assert render(reasons, "zh") == chinese
     view = TurnView("zh")
-    view.apply(StepStarted("s1", "knowledge_search", {}, reason))
+    view.apply(StepStarted("s1", "knowledge_search", {}, route["reason"], route["reasons"]))
     assert f"**原因：** {chinese}" in as_dicts(view.messages())[0]["content"]
+
+
+def test_a_reason_without_codes_is_shown_as_written() -> None:
+    view = TurnView("zh")
+    view.apply(StepStarted("s1", "knowledge_search", {}, "a plugin's own words"))
+    assert "**原因：** a plugin's own words" in as_dicts(view.messages())[0]["content"]

@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy import func, select
 
 from assistant.config import QuotaSettings
-from assistant.language import say
 from assistant.llm.fake import FakeBackend
+from assistant.messages import say
 from assistant.quotas import Quotas
 from assistant.security.widget_tokens import sign_token
 from assistant.storage import Conversation, User
@@ -293,7 +293,7 @@ def test_the_demo_page_steps_work_as_written(demo_server: tuple[LiveServer, Path
     command = shlex.split(page.locator("#command").text_content())
     assert command[0] == "mentorly" and "--tenant" in command
     env = {**os.environ, "MENTORLY_HOME": str(home)}  # the server's database
-    created = subprocess.run([sys.executable, "-m", "assistant.cli", *command[1:]], env=env,
+    created = subprocess.run([sys.executable, "-m", "mentorly_app", *command[1:]], env=env,
                              capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
     assert created.returncode == 0, created.stdout + created.stderr
     key = re.search(r"^key:\s+(pk_\w+)$", created.stdout, re.M)

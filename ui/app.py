@@ -1,5 +1,5 @@
 """The Gradio chat app: ``build_ui(runtime)`` for the composition root, ``mount_ui`` to serve it
-inside the FastAPI app, ``launch_ui`` to run it alone.
+inside the FastAPI app, ``launch_ui`` to run it alone (``python -m mentorly_app.chat_page``).
 
 Gradio takes ``run_history``, CSS and the upload size limit at launch/mount time, not when
 the Blocks are built; ``ui_options`` holds them so both ways of serving agree.
@@ -131,16 +131,3 @@ def launch_ui(runtime: RuntimeLike, *, blocks: gr.Blocks | None = None,
     demo = blocks if blocks is not None else build_ui(runtime)
     return demo.launch(**{**ui_options(runtime), **kwargs})
 
-
-def main() -> None:
-    """``python -m ui.app``: the chat page alone, with the configured settings."""
-    from assistant.config import load_settings
-    from assistant.runtime import build_runtime
-
-    runtime = build_runtime(load_settings())
-    server = runtime.settings.server
-    launch_ui(runtime, server_name=server.host, server_port=server.port)
-
-
-if __name__ == "__main__":
-    main()

@@ -24,9 +24,9 @@ from assistant.events import (
     StepStarted,
     TextDelta,
 )
+from assistant.reasons import Reason, render
 from assistant.tooling import Upload
 from ui.i18n import normalize_lang, t
-from ui.reasons import localize_reason
 
 log = logging.getLogger(__name__)
 
@@ -194,12 +194,13 @@ class _Step:
     tool: str
     arguments: dict[str, Any]
     reason: str
+    reasons: list[dict[str, Any]] = field(default_factory=list)
     finished: StepFinished | None = None
 
     def message(self, lang: str) -> gr.ChatMessage:
         lines: list[str] = []
-        if self.reason:
-            lines.append(f"**{t('step_reason', lang)}** {localize_reason(self.reason, lang)}")
+        if self.reason or self.reasons:
+            lines.append(f"**{t('step_reason', lang)}** {self._reason(lang)}")
         if self.arguments:
             lines.append(f"**{t('step_arguments', lang)}** {_format_arguments(self.arguments)}")
         metadata: dict[str, Any] = {"id": self.step_id}
@@ -220,6 +221,13 @@ class _Step:
         return gr.ChatMessage(role="assistant", content="\n\n".join(lines) or self.tool,
                               metadata=metadata)  # type: ignore[arg-type]
 
+    def _reason(self, lang: str) -> str:
+        """Rendered from the codes in the page's language; a step without codes (a plugin's
+        own wording, an older server) shows its text as written."""
+        if not self.reasons:
+            return self.reason
+        return render([Reason.from_dict(r) for r in self.reasons], lang)
+
 
 @dataclass
 class TurnView:
@@ -235,7 +243,7 @@ class TurnView:
     def apply(self, event: Event) -> None:
         if isinstance(event, StepStarted):
             self.steps[event.step_id] = _Step(event.step_id, event.tool, dict(event.arguments),
-                                              event.reason)
+                                              event.reason, list(event.reasons))
         elif isinstance(event, StepFinished):
             step = self.steps.get(event.step_id)
             if step is None:  # finished without a start: show it anyway

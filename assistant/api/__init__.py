@@ -2,26 +2,32 @@
 OpenAI-compatible endpoint and metrics, plus keys, scopes and one error shape.
 
 ``install_api(app, runtime)`` adds all of it to a FastAPI app; ``assistant.server`` composes
-it with the MCP endpoint and the UI.
+it with the MCP endpoint, and the composition root (``mentorly_app``) adds the UI.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
 
-from assistant.api import chat, conversations, metrics, openai_compat, tools, uploads
+from assistant.api import chat, conversations, metrics, openai_compat, tools, uploads, widget
 from assistant.api.auth import require
 from assistant.api.billing import install_billing
 from assistant.api.body_guard import BodyGuard
 from assistant.api.cors import WidgetCors
 from assistant.api.errors import error_body, install_error_handlers
 from assistant.api.metrics import Metrics, MetricsMiddleware
+from assistant.api.request_ids import RequestIds
 from assistant.api.widget import MAX_BODY as WIDGET_MAX_BODY
+from assistant.api.widget_static import static_router
 from assistant.runtime import Runtime
 from assistant.security import KeyStore, RateLimiter
 
 
-def install_api(app: FastAPI, runtime: Runtime) -> Metrics:
+def install_api(app: FastAPI, runtime: Runtime, *, widget_static: Path | None = None) -> Metrics:
+    """Everything under ``/api``, ``/v1``, ``/metrics`` and ``/widget``; the widget's static files
+    (``/widget.js``...) only when the composition root names their folder, ``widget_static``."""
     app.state.runtime = runtime
     app.state.keys = KeyStore(runtime.db)
     app.state.limiter = RateLimiter(runtime.settings.api.rate_limit_per_minute)
@@ -30,13 +36,17 @@ def install_api(app: FastAPI, runtime: Runtime) -> Metrics:
     install_error_handlers(app)
     for module in (uploads, chat, conversations, tools, openai_compat, metrics):
         app.include_router(module.router)
-    install_billing(app, runtime)  # widget, usage, quotas, audit
+    install_billing(app, runtime)  # usage, quotas, audit
+    app.include_router(widget.router)
+    if widget_static is not None:
+        app.include_router(static_router(widget_static))
     runtime.plugin_manager.hook.register_routes(app=app, runtime=runtime)  # plugins' routers
     upload_bytes = runtime.settings.uploads.max_bytes
     app.add_middleware(BodyGuard, json_limit=json_body_limit(upload_bytes), widget_limit=WIDGET_MAX_BODY,
                        upload_limits={"/api/uploads": upload_bytes, "/widget/api/uploads": upload_bytes})
     app.add_middleware(WidgetCors)  # outside the guard: its refusals reach the widget too
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(RequestIds)  # outermost here: every response above carries its id
     return app.state.metrics
 
 

@@ -48,7 +48,10 @@ class Step(BaseModel):
     id: str
     tool: str
     arguments: dict[str, Any] = Field(default_factory=dict)
-    reason: str = ""
+    reason: str = Field("", description="why this tool was chosen, in English")
+    reasons: list[dict[str, Any]] = Field(
+        default_factory=list, description="the same as codes with parameters, e.g. "
+        "{'code': 'fallback', 'tool': 'knowledge_search'}, to render in the learner's language")
     ok: bool | None = None
     summary: str | None = None
     result: Any = None

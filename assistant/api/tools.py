@@ -12,8 +12,7 @@ from fastapi.responses import JSONResponse
 
 from assistant.api.auth import RuntimeDep, ToolsKey
 from assistant.api.schemas import ERROR_RESPONSES, ErrorResponse, ToolCallRequest, ToolCallResult, ToolInfo
-from assistant.errors import ToolTimeout
-from assistant.language import detect_language
+from assistant.caller import Caller
 from assistant.tooling import Tool, ToolContext, ToolResult
 
 router = APIRouter(tags=["tools"])
@@ -78,25 +77,21 @@ async def list_tools(_principal: ToolsKey, runtime: RuntimeDep) -> list[ToolInfo
 async def call_tool(name: str, body: ToolCallRequest, request: Request, principal: ToolsKey,
                     runtime: RuntimeDep) -> JSONResponse:
     """Run one tool without the LLM; arguments are validated against its schema first (422)."""
-    tool = runtime.registry.get(name)
-    arguments = tool.validate(body.arguments)  # 422 before any upload lookup or thread hop
-    files = [runtime.uploads.get(principal.tenant, upload_id) for upload_id in body.uploads]
-    text = " ".join(v for v in arguments.values() if isinstance(v, str))
-    context = ToolContext(tenant=principal.tenant, user=f"key:{principal.key_prefix}", files=files,
-                          settings=runtime.settings, message=text, language=detect_language(text))
-    timeout = runtime.settings.tools.timeout_s
+    tool_calls = runtime.tool_calls
+    # 422 before any upload lookup or thread hop: the uploads are looked up once the call is valid
+    call = tool_calls.prepare(name, body.arguments, Caller.api_key(principal.tenant, principal.key_prefix),
+                              files=lambda: [runtime.uploads.get(principal.tenant, upload_id)
+                                             for upload_id in body.uploads])
     metrics = request.app.state.metrics
     started = time.perf_counter()
     ok = False
     try:
-        result = await request.app.state.tool_runner.run(tool, arguments, context, timeout)
+        result = await tool_calls.arun(call, runner=request.app.state.tool_runner)
         ok = True
-    except TimeoutError:
-        raise ToolTimeout(f"{name} did not finish within {timeout:g} s") from None
     finally:
         metrics.tool_call(name, ok, "api")
     # Built as plain JSON (the shape of ``ToolCallResult``, which documents it): validating the
     # model again on the way out would cost more than a trivial tool does.
-    return JSONResponse({"tool": tool.name, "data": jsonable(result.data), "summary": result.summary,
+    return JSONResponse({"tool": call.tool.name, "data": jsonable(result.data), "summary": result.summary,
                          "provenance": result.provenance(), "sources": [s.to_dict() for s in result.sources],
                          "duration_ms": round((time.perf_counter() - started) * 1000, 3)})

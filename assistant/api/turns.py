@@ -50,7 +50,8 @@ class TurnRun:
     def _record(self, event: Event) -> None:
         if isinstance(event, StepStarted):
             self.steps[event.step_id] = {"id": event.step_id, "tool": event.tool,
-                                         "arguments": event.arguments, "reason": event.reason}
+                                         "arguments": event.arguments, "reason": event.reason,
+                                         "reasons": event.reasons}
         elif isinstance(event, StepFinished):
             step = self.steps.setdefault(event.step_id, {"id": event.step_id, "tool": event.tool,
                                                           "arguments": {}, "reason": ""})

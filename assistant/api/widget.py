@@ -1,5 +1,5 @@
-"""The embeddable widget: its static files (``/widget.js``, ``/widget.css``, ``/widget-demo``)
-and the endpoints it calls (``/widget/api/session``, ``/widget/api/chat``, ``/widget/api/uploads``).
+"""The embeddable widget: the endpoints it calls (``/widget/api/session``, ``/widget/api/chat``,
+``/widget/api/uploads``); its static files are served by ``assistant.api.widget_static``.
 
 The widget runs on another site's pages, so every call is cross-origin. It sends only "simple"
 requests (``text/plain`` JSON bodies, multipart uploads, no custom headers) so that browsers send
@@ -10,14 +10,12 @@ header so the widget can show why. The publishable key and the learner token tra
 
 from __future__ import annotations
 
-import html
 import json
-from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 
@@ -27,7 +25,7 @@ from assistant.api.errors import describe_errors, mentorly_error_response
 from assistant.api.limits import admit, attributed, quota_response
 from assistant.api.turns import _END, SSE_HEADERS, ClosingStreamingResponse, TurnRun, _next
 from assistant.api.uploads import _refuse_oversized_body, read_upload
-from assistant.errors import ConfigError, InvalidInput, MentorlyError, PayloadTooLarge
+from assistant.errors import InvalidInput, MentorlyError, PayloadTooLarge
 from assistant.events import to_dict
 from assistant.quotas import QuotaExceeded
 from assistant.runtime import Runtime
@@ -35,9 +33,6 @@ from assistant.security.widget_tokens import Learner, WidgetKeys
 from assistant.storage import Conversation, Message, User
 
 router = APIRouter(tags=["widget"])
-STATIC_DIR = Path(__file__).resolve().parents[2] / "ui" / "widget"
-_STATIC = {"widget.js": "application/javascript; charset=utf-8", "widget.css": "text/css; charset=utf-8",
-           "demo.html": "text/html; charset=utf-8"}
 MAX_BODY = 256 * 1024  # JSON bodies (the body guard applies it before they are read here)
 
 
@@ -52,34 +47,6 @@ class WidgetChat(WidgetAuth):
     conversation_id: str | None = Field(None, max_length=64)
     uploads: list[str] = Field(default_factory=list, max_length=4)
     collection: str | None = Field(None, max_length=100, pattern=r"^[\w.-]+$")
-
-
-def _static(name: str) -> FileResponse:
-    path = STATIC_DIR / name
-    if not path.is_file():
-        raise ConfigError(f"the widget file {path} is missing from the installation")
-    return FileResponse(path, media_type=_STATIC[name], headers={"Cache-Control": "public, max-age=300",
-                                                                 "Access-Control-Allow-Origin": "*"})
-
-
-@router.get("/widget.js", include_in_schema=False)
-def widget_js() -> FileResponse:
-    return _static("widget.js")
-
-
-@router.get("/widget.css", include_in_schema=False)
-def widget_css() -> FileResponse:
-    return _static("widget.css")
-
-
-@router.get("/widget-demo", include_in_schema=False)
-def widget_demo(request: Request) -> Response:
-    """The demo page, naming the tenant the demo handbook is loaded into (``default_tenant``),
-    so that the key its set-up command creates answers from the demo documents."""
-    page = Path(_static("demo.html").path).read_text(encoding="utf-8")
-    tenant = html.escape(request.app.state.runtime.settings.default_tenant)
-    return Response(page.replace('<span id="tenant">default</span>', f'<span id="tenant">{tenant}</span>'),
-                    media_type=_STATIC["demo.html"], headers={"Cache-Control": "no-cache"})
 
 
 def _cors(request: Request) -> dict[str, str]:

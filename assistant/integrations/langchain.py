@@ -1,12 +1,14 @@
 """The tool registry as LangChain tools (``langchain-core``'s ``StructuredTool``).
 
 Each tool keeps its name, docstring and pydantic argument model, so LangChain agents see the
-same JSON schema as the HTTP API and MCP. The tool runs in-process with a ``ToolContext`` for
-the given tenant and user; a ``ToolError`` (or invalid arguments) comes back to the agent as
-its message (``handle_tool_error``), so the model can read it and recover.
+same JSON schema as the HTTP API and MCP. A call goes through the runtime's one tool-call path
+(``runtime.tool_calls``: validation, timeout, quotas and metering) for the given tenant and
+user, so it is metered like any other direct call (a ``langchain`` row in the usage table). A
+``MentorlyError`` (a ``ToolError``, invalid arguments, a timeout, a quota) comes back to the agent
+as its message (``handle_tool_error``), so the model can read it and recover.
 
     from assistant.integrations.langchain import langchain_tools
-    tools = langchain_tools(runtime.registry, tenant="acme", settings=runtime.settings)
+    tools = langchain_tools(runtime, tenant="acme")
 """
 
 from __future__ import annotations
@@ -17,17 +19,15 @@ from typing import Any
 
 from langchain_core.tools import StructuredTool, ToolException
 
+from assistant.billing import install_metering
+from assistant.caller import Caller
 from assistant.errors import MentorlyError
-from assistant.language import detect_language
-from assistant.registry import ToolRegistry
-from assistant.tooling import Tool, ToolContext, Upload
+from assistant.runtime import Runtime
+from assistant.tool_calls import ToolCaller
+from assistant.tooling import Tool, ToolResult, Upload
 
 
-def _render(tool: Tool, context: ToolContext, arguments: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    try:
-        result = tool.invoke(arguments, context)
-    except MentorlyError as exc:
-        raise ToolException(exc.message) from exc
+def _render(result: ToolResult) -> tuple[str, dict[str, Any]]:
     data = json.loads(json.dumps(result.data, default=str))
     artifact = {"data": data, "summary": result.summary, "provenance": result.provenance(),
                 "sources": [s.to_dict() for s in result.sources]}
@@ -35,15 +35,17 @@ def _render(tool: Tool, context: ToolContext, arguments: dict[str, Any]) -> tupl
     return (f"{result.summary}\n{text}" if result.summary else text), artifact
 
 
-def as_langchain_tool(tool: Tool, *, tenant: str, user: str = "langchain", settings: Any = None,
+def as_langchain_tool(tool: Tool, tool_calls: ToolCaller, caller: Caller,
                       files: Callable[[], Sequence[Upload]] | None = None) -> StructuredTool:
-    """One registry tool as a ``StructuredTool`` (content = text, artifact = data + provenance)."""
+    """One registry tool as a ``StructuredTool`` (content = text, artifact = data + provenance).
+    ``files`` is asked for the call's uploads each time the tool runs."""
 
     def run(**arguments: Any) -> tuple[str, dict[str, Any]]:
-        text = " ".join(v for v in arguments.values() if isinstance(v, str))
-        context = ToolContext(tenant=tenant, user=user, files=list(files() if files else ()),
-                              settings=settings, message=text, language=detect_language(text))
-        return _render(tool, context, arguments)
+        try:
+            result = tool_calls.call(tool, arguments, caller, files=files or ())
+        except MentorlyError as exc:
+            raise ToolException(exc.message) from exc
+        return _render(result)
 
     return StructuredTool.from_function(
         func=run, name=tool.name, description=tool.description, args_schema=tool.args_model,
@@ -59,7 +61,12 @@ def _validation_message(exc: Exception) -> str:
         f"{'.'.join(str(p) for p in e.get('loc', ())) or 'arguments'}: {e.get('msg')}" for e in errors())
 
 
-def langchain_tools(registry: ToolRegistry, *, tenant: str, user: str = "langchain", settings: Any = None,
+def langchain_tools(runtime: Runtime, *, tenant: str, user: str = "langchain",
                     files: Callable[[], Sequence[Upload]] | None = None) -> list[StructuredTool]:
-    """Every tool in ``registry`` as a LangChain tool."""
-    return [as_langchain_tool(t, tenant=tenant, user=user, settings=settings, files=files) for t in registry]
+    """Every tool in ``runtime.registry`` as a LangChain tool, acting for ``tenant``/``user``.
+
+    Metering (``assistant.billing``) is registered on the runtime if nothing has yet, so the
+    calls count in ``mentorly usage`` and against the tenant's quotas."""
+    install_metering(runtime)
+    caller = Caller(tenant=tenant, user=user, surface="langchain")
+    return [as_langchain_tool(t, runtime.tool_calls, caller, files) for t in runtime.registry]

@@ -14,7 +14,7 @@ import uvicorn
 from assistant.config import load_settings
 from assistant.llm.fake import FakeBackend
 from assistant.runtime import Runtime, build_runtime
-from assistant.server import create_app
+from mentorly_app.web import create_app
 
 
 def free_port() -> int:

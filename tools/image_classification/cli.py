@@ -8,8 +8,7 @@ import click
 
 from assistant.config import get_settings
 
-# Kept here (not imported from .training) so `mentorly --help` does not import torch.
-METHODS = ("transfer", "cnn")
+from .methods import METHODS  # torch-free, so `mentorly --help` does not import torch
 
 
 @click.command("image")

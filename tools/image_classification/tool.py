@@ -8,7 +8,6 @@ import numpy as np
 from pydantic import Field
 
 from assistant import ToolContext, ToolError, ToolResult, Upload, tool
-from assistant.config import get_settings
 from assistant.errors import InvalidInput, NotFound
 
 from .labels import imagenet_labels
@@ -154,7 +153,7 @@ def model_store(context: ToolContext) -> ImageModelStore:
     """The calling tenant's store (one per folder, so loaded custom models stay cached)."""
     from .custom_models import ImageModelStore, image_models_dir
 
-    settings = context.settings or get_settings()
+    settings = context.settings
     return ImageModelStore.open(image_models_dir(settings, context.tenant or settings.default_tenant))
 
 

@@ -24,9 +24,9 @@ from torch import nn
 from assistant.errors import InvalidInput
 
 from .backbone import MODEL_NAME, weights_version
-from .cli import METHODS  # one list of methods; cli.py stays free of torch
 from .custom_models import ImageModelStore, build_net, check_name
 from .dataset import prepare, scan_folder, stratified_split
+from .methods import METHODS
 from .networks import FeatureHead
 
 

@@ -84,8 +84,9 @@ def knowledge_search(
 ) -> ToolResult:
     """Search the organisation's own documents (course handbooks, syllabi, policies, notes)
     and return the relevant passages with their sources."""
-    settings = getattr(context, "settings", None) or get_settings()
-    tenant = getattr(context, "tenant", None) or settings.default_tenant
+    # without a context (called as a plain function, e.g. by a script): the process's settings
+    settings = context.settings if context is not None else get_settings()
+    tenant = (context.tenant if context is not None else None) or settings.default_tenant
     if collection is not None and not collection.strip():
         collection = None  # a blank name is no name: the default collections
     bound = getattr(context, "collection", None)

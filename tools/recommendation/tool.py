@@ -7,7 +7,6 @@ from typing import Annotated
 from pydantic import Field
 
 from assistant import ToolContext, ToolError, ToolResult, tool
-from assistant.config import get_settings
 from assistant.errors import InvalidInput, NotFound
 from tools.recommendation.extraction import extract_arguments
 from tools.recommendation.recommender import MAX_K, recommend
@@ -86,7 +85,7 @@ def recommend_resources(
 ) -> ToolResult:
     """Recommend learning resources (courses, lessons) for the current learner: what to study
     next, based on what they have done, with a one-line reason for each."""
-    settings = context.settings or get_settings()
+    settings = context.settings
     try:
         result = recommend(context.tenant, context.user, k=k, subject=subject, level=level,
                            language=context.language, settings=settings,

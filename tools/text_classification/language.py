@@ -1,4 +1,5 @@
-"""Language detection (Chinese or English is all the templates need) and input clean-up."""
+"""Input clean-up for the classifier, and the product's one ``detect_language`` (Chinese or
+English is all the templates need), re-exported from ``assistant.language``."""
 
 from __future__ import annotations
 
@@ -6,25 +7,17 @@ import re
 import unicodedata
 
 from assistant.errors import InvalidInput
-from tools.text_classification.presets import Language
+from assistant.language import detect_language
 
 MAX_CLASSIFY_CHARS = 512
 """Characters of a text that reach the embedder. multilingual-e5 reads at most 512 tokens and
 its cost grows with length (a 2,000-character Chinese text takes seconds on one thread)."""
 
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_LATIN = re.compile(r"[A-Za-z]")
 _UNUSABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 """NUL and other control characters, and lone surrogates (no encoder accepts them: the embedder
 would raise ``UnicodeEncodeError``)."""
 
-
-def detect_language(text: str) -> Language:
-    """``zh`` when Chinese characters make up at least a fifth of the letters, else ``en``."""
-    cjk = len(_CJK.findall(text))
-    latin = len(_LATIN.findall(text))
-    # A Chinese character carries about as much as an English word (~4.5 letters).
-    return "zh" if cjk and cjk * 4.5 >= 0.2 * (cjk * 4.5 + latin) else "en"
+__all__ = ["MAX_CLASSIFY_CHARS", "clean_text", "detect_language", "has_visible", "scrub", "shown"]
 
 
 def scrub(text: str) -> str:

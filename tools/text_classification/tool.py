@@ -45,11 +45,6 @@ _models: dict[tuple[Path, int], LinearTextModel] = {}
 _lock = threading.Lock()
 
 
-def _settings(context: ToolContext | None) -> Any:
-    settings = getattr(context, "settings", None)
-    return settings if settings is not None else get_settings()
-
-
 def _embedder(settings: Any) -> Embedder:
     return shared_embedder(settings.embedder.name, settings.embedder.threads)
 
@@ -145,6 +140,7 @@ def run_classification(text: str, labels: list[str] | None = None, model: str | 
 
 def _classify(text: str, labels: list[str] | None, model: str | None, multi_label: bool,
               settings: Any, language: str, tenant: str | None) -> ToolResult:
+    # ``run_classification`` called without a context (a script, the CLI): the process's settings
     settings = settings if settings is not None else get_settings()
     tenant = tenant or getattr(settings, "default_tenant", None) or "default"
     if isinstance(model, str) and not model.strip():
@@ -220,6 +216,6 @@ def classify_text(text: str, labels: list[str] | None = None, model: str | None 
     and the scores of the top labels.
     """
     return run_classification(text, labels=labels, model=model, multi_label=multi_label,
-                              settings=_settings(context),
+                              settings=context.settings if context is not None else None,
                               language=getattr(context, "language", None) or "en",
                               tenant=getattr(context, "tenant", None))

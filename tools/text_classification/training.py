@@ -14,12 +14,11 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
-from tqdm import tqdm
 
 from assistant.errors import InvalidInput
 from knowledge.embedders import Embedder
 from tools.text_classification.artifacts import LinearTextModel, save_model
-from tools.text_classification.embedding_cache import EmbeddingCache
+from tools.text_classification.embedding_cache import cached_embedder
 from tools.text_classification.language import MAX_CLASSIFY_CHARS
 
 SEED = 0
@@ -105,29 +104,8 @@ def embed_texts(embedder: Embedder, texts: Sequence[str], *, progress: bool = Tr
     """Embed ``texts`` (cut to ``max_chars``) with a progress bar; with ``cache_dir``, reuse
     and extend the on-disk embedding cache (saved every few batches, so a stopped run resumes)."""
     cut = [t[:max_chars] for t in texts]
-    out = np.zeros((len(cut), embedder.dim), dtype=np.float32)
-    cache = (EmbeddingCache(cache_dir, embedder.name, max_chars, embedder.dim)
-             if cache_dir is not None else None)
-    todo = list(range(len(cut)))
-    if cache is not None:
-        found, todo = cache.lookup(cut)
-        for i, vector in found.items():
-            out[i] = vector
-    with tqdm(total=len(cut), initial=len(cut) - len(todo), desc=desc, unit="text",
-              disable=not progress) as bar:
-        for n, start in enumerate(range(0, len(todo), BATCH), 1):
-            positions = todo[start:start + BATCH]
-            batch = [cut[i] for i in positions]
-            vectors = embedder.embed_documents(batch)
-            out[positions] = vectors
-            if cache is not None:
-                cache.add(batch, vectors)
-                if n % 20 == 0:
-                    cache.save()
-            bar.update(len(batch))
-    if cache is not None:
-        cache.save()
-    return out
+    cached = cached_embedder(embedder, cache_dir, max_chars, batch=BATCH)
+    return cached.embed(cut, progress=progress, desc=desc)
 
 
 def fit_linear(vectors: np.ndarray, labels: Sequence[str], *, seed: int = SEED,

@@ -1,27 +1,23 @@
-"""``mentorly keys create/list/revoke`` and ``mentorly mcp`` (stdio), attached to the CLI by
-``attach(cli)`` at the end of ``assistant/cli.py``."""
+"""``mentorly keys create/list/revoke`` (only a hash of each API key is stored) and
+``mentorly keys widgets``; ``--widget`` keys are handled by ``assistant.cli.widget``."""
 
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
 from assistant import audit
+from assistant.cli.main import _database, cli
+from assistant.cli.widget import create_widget_key, keys_widgets, revoke_widget_key
 from assistant.security import SCOPES, KeyStore
 
 
 def _keys(ctx: click.Context) -> KeyStore:
-    from assistant.cli import _settings
-    from assistant.storage import shared_database
-
-    settings = _settings(ctx)
-    settings.ensure_dirs()
-    return KeyStore(shared_database(settings.db_url))
+    return KeyStore(_database(ctx))
 
 
-@click.group("keys")
+@cli.group("keys")
 def keys_group() -> None:
     """Create, list and revoke API keys (only a hash of each key is stored)."""
 
@@ -41,8 +37,6 @@ def keys_create(ctx: click.Context, tenant: str, scopes: str, name: str, widget:
                 anonymous: bool, as_json: bool) -> None:
     """Create a key and print it once: it cannot be shown again."""
     if widget:
-        from assistant.cli_widget import create_widget_key
-
         create_widget_key(ctx, tenant, origins, anonymous, name, as_json)
         return
     store = _keys(ctx)
@@ -84,8 +78,6 @@ def keys_list(ctx: click.Context, tenant: str | None, as_json: bool) -> None:
 def keys_revoke(ctx: click.Context, key_id: str) -> None:
     """Revoke a key by its prefix or id (as `keys list` shows), or a widget key (pk_…)."""
     if key_id.strip().startswith("pk_"):
-        from assistant.cli_widget import revoke_widget_key
-
         revoke_widget_key(ctx, key_id)
         return
     store = _keys(ctx)
@@ -95,24 +87,4 @@ def keys_revoke(ctx: click.Context, key_id: str) -> None:
     click.echo(f"Revoked {info.prefix} (tenant {info.tenant}).")
 
 
-@click.command("mcp")
-@click.option("--tenant", default=None, help="Tenant the tools act for (default: settings.default_tenant).")
-@click.pass_context
-def mcp_command(ctx: click.Context, tenant: str | None) -> None:
-    """Serve the tools over MCP on stdin/stdout (for desktop MCP clients)."""
-    import anyio
-
-    from assistant.cli import _runtime
-    from assistant.mcp_server import serve_stdio
-
-    runtime = _runtime(ctx)
-    tenant = tenant or runtime.settings.default_tenant
-    click.echo(f"Mentorly MCP server on stdio (tenant {tenant!r}, "
-               f"{len(runtime.registry)} tools)", err=True)
-    sys.stdout.flush()
-    anyio.run(serve_stdio, runtime, tenant)
-
-
-def attach(cli: click.Group) -> None:
-    cli.add_command(keys_group)
-    cli.add_command(mcp_command)
+keys_group.add_command(keys_widgets)
