@@ -26,6 +26,7 @@ serve: prepare  ## run the service on its embedded defaults
 
 test: install browser  ## run the whole test suite
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 browser:  ## Debian's Chromium for the widget's browser tests (Playwright drives it; no browser download)

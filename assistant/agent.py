@@ -11,10 +11,10 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from assistant import followups, intents, prompts
 from assistant.answering import grounded_answer
@@ -48,6 +48,7 @@ KNOWLEDGE = "knowledge"  # the capability searched when no tool is chosen
 LEAD_IN_TOKENS = 60  # the answer before a tool's ``display`` block is one sentence
 RECOMMEND = "recommend"
 FOLLOW_UP_OVERRIDE = 0.8  # a follow-up keeps its tool unless the router is this sure of another
+_R = TypeVar("_R")  # what a step generator returns (see ``_collect``)
 
 
 @dataclass
@@ -123,7 +124,7 @@ class Agent:
         collection: str | None = None,
         history: Sequence[Message] | None = None,
         instructions: str = "",
-    ) -> Iterator[Event]:
+    ) -> Generator[Event, None, None]:
         """One turn. ``history`` (earlier user/assistant messages, oldest first) replaces the
         stored conversation's history: OpenAI-style clients send the whole conversation.
         ``instructions`` (an OpenAI client's ``system`` messages) shape the tone and focus of
@@ -240,7 +241,7 @@ class Agent:
                 log.exception("turn observer %r failed", observer)
 
     def _generate(self, messages: list[Message], usage: Usage,
-                  lead_in: bool = False) -> Iterator[Event]:
+                  lead_in: bool = False) -> Generator[Event, None, tuple[str, str]]:
         """Stream the answer as ``TextDelta`` events; returns (text, model name). With
         ``lead_in`` the answer is the short sentence before a display block (``LeadIn``)."""
         backend = self._backend()
@@ -412,7 +413,7 @@ class Agent:
         return args
 
     def _run_step(self, plan: Plan, message: str, context: ToolContext,
-                  history: list[Message]) -> Iterator[Event]:
+                  history: list[Message]) -> Generator[Event, None, StepOutcome]:
         """Fill, validate and run the tool. Returns a ``StepOutcome`` (via ``yield from``)."""
         assert plan.tool is not None
         tool, lang = plan.tool, context.language
@@ -495,7 +496,7 @@ def _last_assistant(history: Sequence[Message]) -> str:
                  and isinstance(m.get("content"), str)), "")
 
 
-def _collect(steps: Iterator[Event], into: list[Event]) -> Any:
+def _collect(steps: Generator[Event, None, _R], into: list[Event]) -> _R:
     """Drive a step generator, keeping its events; returns the generator's return value."""
     while True:
         try:

@@ -21,7 +21,7 @@ check or was not asked for) or ``abstained``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,7 +82,7 @@ def wants_summary(policy: str, kind: str, language: str, evidence: Sequence[Evid
 
 def grounded_answer(question: str, language: str, sources: Sequence[Source], *,
                     embedder: Embedder, backend: ChatBackend, usage: Usage,
-                    summary: str = "auto", temperature: float = 0.0) -> Iterator[Event]:
+                    summary: str = "auto", temperature: float = 0.0) -> Generator[Event, None, Answer]:
     """Yields ``TextDelta`` events; returns an :class:`Answer` (via ``yield from``)."""
     scored = score_sentences(question, sources, embedder)
     verdict = judge(question, scored)

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 
 from assistant.agent import TurnRecord
 from assistant.errors import InvalidInput
@@ -32,7 +32,9 @@ current_surface: ContextVar[str] = ContextVar("mentorly_usage_surface", default=
 GroupBy = Literal["tenant", "user", "tool"]
 GROUPS: tuple[str, ...] = ("tenant", "user", "tool")
 NO_TOOL = "(none)"
-_INSERT = insert(UsageRecord.__table__)
+_USAGE_TABLE = UsageRecord.__table__
+assert isinstance(_USAGE_TABLE, Table)  # a declarative model's table (typed as any FromClause)
+_INSERT = insert(_USAGE_TABLE)
 
 
 def estimate_embedded_tokens(chars: int) -> int:

@@ -169,10 +169,10 @@ class VersionedStore:
         """One store per root and class in a process, so caches (and the clean-up) are shared."""
         key = (cls, Path(root))
         with _stores_lock:
-            store = _stores.get(key)
+            store: Self | None = _stores.get(key)
             if store is None:
                 store = _stores[key] = cls(Path(root), **kwargs)
-            return store  # type: ignore[no-any-return]
+            return store
 
     # -- reading ----------------------------------------------------------------------------
 

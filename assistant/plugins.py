@@ -30,12 +30,15 @@ log = logging.getLogger(__name__)
 
 
 class Hookspecs:
+    """Signatures only: pluggy never runs these bodies, it calls the plugins' ``hookimpl``s
+    (so the specs that return a value carry ``type: ignore[empty-body]``)."""
+
     @hookspec
-    def register_tools(self, register: Callable[[Tool], None]) -> None:  # type: ignore[empty-body]
+    def register_tools(self, register: Callable[[Tool], None]) -> None:
         """Call ``register(tool)`` for each tool the plugin provides."""
 
     @hookspec
-    def prepare_models(self, settings: Any, progress: bool) -> str | None:  # type: ignore[empty-body]
+    def prepare_models(self, settings: Any, progress: bool) -> str | None:
         """Build or verify what the plugin needs on disk (called by ``mentorly models prepare``);
         return a one-line status."""
 
@@ -49,11 +52,11 @@ class Hookspecs:
         """Delete ``tenant``'s custom model ``name`` if the plugin owns it; return whether it did."""
 
     @hookspec
-    def register_commands(self, cli: Any) -> None:  # type: ignore[empty-body]
+    def register_commands(self, cli: Any) -> None:
         """Add click commands or groups to the ``mentorly`` CLI group ``cli``."""
 
     @hookspec
-    def warm_up(self, settings: Any) -> None:  # type: ignore[empty-body]
+    def warm_up(self, settings: Any) -> None:
         """Load what the plugin's first call would otherwise wait for (models, indexes);
         ``mentorly serve`` calls it on a background thread at start-up."""
 
@@ -64,7 +67,7 @@ class Hookspecs:
         so ``mentorly config show`` can print them."""
 
     @hookspec
-    def register_routes(self, app: Any, runtime: Any) -> None:  # type: ignore[empty-body]
+    def register_routes(self, app: Any, runtime: Any) -> None:
         """Add HTTP routes to the FastAPI ``app`` (``app.include_router(...)``), called once by
         ``install_api`` after the core routers. Protect each operation with
         ``Depends(assistant.api.require(scope))``, act only for the returned ``Principal``'s
@@ -120,7 +123,7 @@ def _load_entry_point(pm: pluggy.PluginManager, name: str) -> bool:
 def build_registry(pm: pluggy.PluginManager) -> ToolRegistry:
     registry = ToolRegistry()
     for impl in pm.hook.register_tools.get_hookimpls():
-        plugin_name = pm.get_name(impl.plugin) or getattr(impl.plugin, "__name__", "?")
+        plugin_name = pm.get_name(impl.plugin) or str(getattr(impl.plugin, "__name__", "?"))
 
         def register(item: Tool | Callable[..., object], _plugin: str = plugin_name) -> None:
             t = item if isinstance(item, Tool) else make_tool(item)

@@ -80,7 +80,9 @@ def create_app(runtime: Runtime, *, widget_static: Path | None = None) -> FastAP
         metrics.tool_call(name, ok, "mcp")
 
     mcp = McpEndpoint(runtime, app.state.keys, app.state.limiter, on_tool_call=mcp_called)
-    app.add_route("/mcp", mcp, methods=["GET", "POST", "DELETE"], include_in_schema=False)
+    # Starlette types add_route's endpoint as a request handler; an ASGI app (ours) works as well
+    app.add_route("/mcp", mcp,  # type: ignore[arg-type]
+                  methods=["GET", "POST", "DELETE"], include_in_schema=False)
 
     @app.get("/healthz", operation_id="health", tags=["service"])
     async def healthz() -> dict[str, Any]:

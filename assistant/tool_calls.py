@@ -7,7 +7,8 @@ do the same steps in the same order:
    upload lookup or thread hop;
 2. build the ``ToolContext`` from the typed ``Caller`` and the runtime's ``Settings``;
 3. ask the usage hooks to admit the call (quotas: a ``MentorlyError`` refuses it);
-4. run the tool under ``settings.tools.timeout_s`` (``ToolTimeout`` past it);
+4. run the tool under ``settings.tools.timeout_s`` (``ToolTimeout`` past it), in the caller's
+   context variables (the request id reaches the tool's log lines);
 5. report the call to the usage hooks (metering), whether it succeeded or not.
 
 A tool's own ``MentorlyError`` passes through unchanged; anything else a tool raises also
@@ -17,6 +18,7 @@ the HTTP error shape, an MCP error result).
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -134,7 +136,10 @@ class ToolCaller:
         timeout = self.settings.tools.timeout_s if timeout is None else timeout
         started, ok = time.perf_counter(), False
         try:
-            future = self.executor.submit(call.tool.invoke, call.arguments, call.context)
+            # In the caller's context (a copy): the request id of ``assistant.logs`` and any other
+            # context variable reach the tool's log lines, as ``anyio.to_thread`` does for ``arun``.
+            variables = contextvars.copy_context()
+            future = self.executor.submit(variables.run, call.tool.invoke, call.arguments, call.context)
             try:
                 result = future.result(timeout=timeout)
             except FutureTimeout:

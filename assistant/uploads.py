@@ -14,13 +14,13 @@ import json
 import os
 import re
 import secrets
-import tempfile
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
 from assistant.errors import InvalidInput, NotFound, PayloadTooLarge, UnsupportedMedia
 from assistant.tooling import Upload
+from knowledge.atomic import atomic_write_bytes
 
 __all__ = ["UploadStore", "sniff_mime", "IMAGE_TYPES"]
 
@@ -171,10 +171,10 @@ class UploadStore:
         directory.mkdir(parents=True, exist_ok=True)
         upload_id = secrets.token_urlsafe(16)
         path = directory / f"{upload_id}{IMAGE_TYPES[mime]}"
-        _atomic_write(path, data)
+        atomic_write_bytes(path, data, private=True)  # learners' images: owner-only, as before
         meta = {"id": upload_id, "file": path.name, "mime": mime, "size": len(data),
                 "width": width, "height": height, "filename": name}
-        _atomic_write(directory / f"{upload_id}.json", json.dumps(meta).encode())
+        atomic_write_bytes(directory / f"{upload_id}.json", json.dumps(meta).encode(), private=True)
         return Upload(id=upload_id, path=path, mime=mime, size=len(data), width=width,
                       height=height)
 
@@ -218,14 +218,3 @@ def _mb(n: int) -> str:
     """With the exact count: "10.0 MB" alone would name a file one byte over the limit and the
     limit alike."""
     return f"{n / (1024 * 1024):.1f} MB ({n:,} bytes)" if n >= 1024 * 1024 else f"{n:,} bytes"
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -22,7 +22,11 @@ class EmbedderError(RuntimeError):
 @runtime_checkable
 class Embedder(Protocol):
     name: str
-    dim: int
+
+    @property
+    def dim(self) -> int:
+        """The vectors' length (read-only: a class constant or a lazily loaded model's)."""
+        ...
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 

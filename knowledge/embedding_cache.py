@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -30,6 +28,7 @@ from typing import Literal
 import numpy as np
 from tqdm import tqdm
 
+from knowledge.atomic import atomic_path
 from knowledge.embedders import Embedder
 
 log = logging.getLogger(__name__)
@@ -154,15 +153,10 @@ class EmbeddingCache:
         keys = np.array(list(self._index), dtype=f"S{KEY_BYTES}")
         vectors = (np.stack(self._vectors)[order] if len(order)
                    else np.zeros((0, self.dim), dtype=np.float32))
-        fd, tmp = tempfile.mkstemp(prefix=".emb-", suffix=".npz", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, keys=keys, vectors=vectors.astype(np.float32),
-                         embedder=np.array(self.embedder_name))
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # A cache: atomic, not durable (a write lost to a power cut only costs recomputing).
+        with atomic_path(self.path, durable=False, private=True) as tmp, tmp.open("wb") as fh:
+            np.savez(fh, keys=keys, vectors=vectors.astype(np.float32),
+                     embedder=np.array(self.embedder_name))
         self._dirty = False
 
 

@@ -162,9 +162,9 @@ def _pdf(data: bytes, limits: UnpackLimits) -> list[Section]:
             reader = PdfReader(io.BytesIO(data))
             if reader.is_encrypted:
                 try:
-                    ok = reader.decrypt("")
+                    ok = bool(reader.decrypt(""))  # PasswordType.NOT_DECRYPTED is 0
                 except Exception:  # noqa: BLE001 - any failure means "cannot open"
-                    ok = 0
+                    ok = False
                 if not ok:
                     raise UnreadableDocument("the PDF is encrypted with a password")
             if len(reader.pages) > limits.max_pdf_pages:

@@ -1,25 +1,24 @@
 """One FAISS file per collection: ``IndexIDMap2(IndexFlatIP)`` over L2-normalised vectors.
 
-Writes go to a temporary file that is fsynced and then ``os.replace``d, so a crash leaves
-either the old index or the new one, never half of one.
+Writes go through ``knowledge.atomic`` (a temporary file, fsynced, renamed over the index, the
+folder fsynced), so a crash leaves either the old index or the new one, never half of one.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import faiss
 import numpy as np
 
+from knowledge.atomic import atomic_path
 from knowledge.errors import IndexCorrupt
 
 faiss.omp_set_num_threads(1)  # one thread per query: predictable latency on a shared CPU
 
 
 class VectorIndex:
-    def __init__(self, index: faiss.Index, path: Path) -> None:
+    def __init__(self, index: faiss.IndexIDMap2, path: Path) -> None:
         self.index = index
         self.path = path
 
@@ -59,7 +58,8 @@ class VectorIndex:
 
     def remove(self, ids: np.ndarray | list[int]) -> int:
         ids = np.asarray(ids, dtype=np.int64)
-        return int(self.index.remove_ids(ids)) if len(ids) else 0
+        # faiss wraps remove_ids to take an id array as well; its stubs declare IDSelector only
+        return int(self.index.remove_ids(ids)) if len(ids) else 0  # type: ignore[arg-type]
 
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         if len(self) == 0 or k <= 0:
@@ -80,21 +80,8 @@ class VectorIndex:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
-        os.close(fd)
-        try:
-            faiss.write_index(self.index, tmp)
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        with atomic_path(self.path, private=True) as tmp:  # owner-only, as before
+            faiss.write_index(self.index, str(tmp))
 
 
 def file_signature(path: Path) -> tuple[int, int, int] | None:

@@ -132,3 +132,38 @@ def test_the_api_app_returns_request_ids_on_success_and_error(tmp_path: Path) ->
         refused = client.get("/api/tools")  # no key: 401 in the API's error shape
     assert ok.status_code == 200 and ok.headers["X-Request-ID"] == "probe-1"
     assert refused.status_code == 401 and len(refused.headers["X-Request-ID"]) == 32
+
+
+def test_a_tool_s_log_lines_carry_the_request_id_in_chat_and_direct_calls(tmp_path: Path) -> None:
+    """The agent runs tools in a pool thread of their own (``ToolCaller.call``), a direct call
+    in an anyio worker thread: the request's context, and so its id, reaches both."""
+    from assistant import tool
+    from assistant.llm.fake import FakeBackend
+    from mentorly_app.web import create_app
+    from tests.support.live_api import make_runtime
+
+    @tool(examples=["Make some noise about this text"])
+    def noisy(text: str) -> str:
+        """Log a line, then return the text."""
+        logging.getLogger("tests.noisy_tool").info("tool working on %s", text)
+        return text
+
+    backend = FakeBackend()
+    runtime = make_runtime(tmp_path, backend=backend, tools=True,
+                           configure=lambda registry: registry.add(noisy))
+    app = create_app(runtime, with_ui=False)
+    key, _ = app.state.keys.create("acme", "chat,tools")
+    out = io.StringIO()
+    configure_logging(level="INFO", fmt="json", stream=out)
+    backend.add({"tool_calls": [{"name": "noisy", "arguments": {"text": "chat"}}]}, "Done.")
+    with TestClient(app) as client:
+        auth = {"Authorization": f"Bearer {key}"}
+        chat = client.post("/api/chat", json={"message": "Make some noise about this text"},
+                           headers={**auth, "X-Request-ID": "chat-1"})
+        direct = client.post("/api/tools/noisy", json={"arguments": {"text": "direct"}},
+                             headers={**auth, "X-Request-ID": "direct-1"})
+    assert chat.status_code == 200 and '"noisy"' in chat.text, chat.text
+    assert direct.status_code == 200, direct.text
+    lines = {str(r["message"]): r.get("request_id") for r in _lines(out)
+             if r["logger"] == "tests.noisy_tool"}
+    assert lines == {"tool working on chat": "chat-1", "tool working on direct": "direct-1"}

@@ -18,10 +18,11 @@ from tools.recommendation.catalog import find_cycles, import_file, load_catalog
 from tools.recommendation.cli import rec
 from tools.recommendation.demo import DEMO_CATALOG
 from tools.recommendation.events import count_events, record_events, user_events
+from tools.recommendation.examples import EXAMPLES
 from tools.recommendation.extraction import extract_arguments
 from tools.recommendation.model import item_text, load_model, model_path, seed_vectors, text_key
 from tools.recommendation.recommender import recommend
-from tools.recommendation.tool import EXAMPLES, recommend_resources
+from tools.recommendation.tool import recommend_resources
 
 TENANT = "default"
 _CJK = "\u4e00-\u9fff"

@@ -6,7 +6,7 @@ routers (knowledge, catalog) use it the same way: ``Depends(require(KNOWLEDGE))`
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 import anyio
@@ -22,7 +22,8 @@ bearer = HTTPBearer(auto_error=False, scheme_name="ApiKey",
 
 
 async def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -61,7 +62,7 @@ def check_scope(principal: Principal, scope: str) -> None:
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
 
 
-def require(scope: str) -> Callable[..., Principal]:
+def require(scope: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency: a valid, unrevoked key with ``scope`` (or ``admin``), within its rate limit."""
 
     async def dependency(request: Request, credentials: Credentials) -> Principal:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -98,7 +98,7 @@ def field_path(loc: Sequence[Any]) -> str:
     return place + path if path else place.strip()
 
 
-def _problem(err: dict[str, Any]) -> str:
+def _problem(err: Mapping[str, Any]) -> str:
     wording = _PROBLEMS.get(str(err.get("type")))
     if wording is not None:
         try:
@@ -108,7 +108,7 @@ def _problem(err: dict[str, Any]) -> str:
     return str(err.get("msg", "invalid"))
 
 
-def describe_errors(errs: Iterable[dict[str, Any]], limit: int = 5) -> str:
+def describe_errors(errs: Iterable[Mapping[str, Any]], limit: int = 5) -> str:
     """``field: problem; field: problem or problem`` (a union's alternatives joined by "or")."""
     problems: dict[str, list[str]] = {}
     for err in errs:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 import anyio
@@ -32,7 +32,7 @@ async def admit(request: Request, *, tenant: str, user: str | None, key: str, su
     current_surface.set(surface)
 
 
-def attributed(gen: Iterator[Event], key: str, surface: str) -> Iterator[Event]:
+def attributed(gen: Generator[Event, None, None], key: str, surface: str) -> Generator[Event, None, None]:
     """The agent's events, with the usage attribution set on every resumption (each ``next``
     may run in a different worker thread, with its own context)."""
     try:

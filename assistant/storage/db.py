@@ -43,10 +43,15 @@ def insert_missing(session: Session, model: type[Base], values: dict[str, Any],
     dialect = session.get_bind().dialect.name
     if dialect in ("sqlite", "postgresql"):
         if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            session.execute(sqlite_insert(model).values(**values)
+                            .on_conflict_do_nothing(index_elements=list(keys)))
         else:
-            from sqlalchemy.dialects.postgresql import insert
-        session.execute(insert(model).values(**values).on_conflict_do_nothing(index_elements=list(keys)))
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+            session.execute(postgresql_insert(model).values(**values)
+                            .on_conflict_do_nothing(index_elements=list(keys)))
         return
     try:
         with session.begin_nested():

@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from assistant.errors import InvalidInput
+from knowledge.atomic import atomic_path
 
 from .backbone import load_backbone
 from .preprocess import MIN_SIDE, imagenet_array, normalise, small_array
@@ -139,9 +140,9 @@ class FeatureCache:
             return
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, value.astype(np.float32), allow_pickle=False)
-        tmp.replace(path)
+        # A cache: atomic, not durable (a lost entry is only computed again).
+        with atomic_path(path, durable=False) as tmp, tmp.open("wb") as fh:
+            np.save(fh, value.astype(np.float32), allow_pickle=False)
 
 
 def prepare(

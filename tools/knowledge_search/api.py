@@ -30,9 +30,10 @@ from assistant.security import KNOWLEDGE, Principal
 from knowledge import DocumentTooLarge, UnpackLimits, UnreadableDocument, WrongFormat
 from knowledge.loaders import SUFFIXES, decode_text
 from knowledge.unpacking import check_docx
-from tools.knowledge_search.service import knowledge_base, product_errors
-from tools.knowledge_search.settings import knowledge_settings
-from tools.knowledge_search.tool import MAX_QUERY_CHARS
+
+from .service import knowledge_base, product_errors
+from .settings import knowledge_settings
+from .tool import MAX_QUERY_CHARS
 
 COLLECTION_PATTERN = r"^[\w][\w.-]{0,99}$"
 _MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file

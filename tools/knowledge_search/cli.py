@@ -11,7 +11,8 @@ import click
 from assistant.config import get_settings
 from assistant.errors import InvalidInput
 from knowledge import FileOutcome
-from tools.knowledge_search.service import knowledge_base, product_errors
+
+from .service import knowledge_base, product_errors
 
 _MARKS = {"added": "+", "replaced": "~", "skipped": "=", "failed": "!"}
 

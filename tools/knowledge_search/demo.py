@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tools.knowledge_search.service import knowledge_base, product_errors
-from tools.knowledge_search.settings import knowledge_settings
+from .service import knowledge_base, product_errors
+from .settings import knowledge_settings
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 

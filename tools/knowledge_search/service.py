@@ -20,7 +20,8 @@ from knowledge import (
     KnowledgeError,
 )
 from knowledge.embedders import EmbedderError, shared_embedder
-from tools.knowledge_search.settings import knowledge_settings
+
+from .settings import knowledge_settings
 
 _bases: dict[tuple[str, str, str, int, str], KnowledgeBase] = {}
 _lock = threading.Lock()

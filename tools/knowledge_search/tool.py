@@ -15,8 +15,9 @@ from pydantic import Field
 from assistant import Source, ToolContext, ToolError, ToolResult, tool
 from assistant.config import get_settings
 from knowledge import CollectionNotFound, EmbedderMismatch, Hit, KnowledgeError
-from tools.knowledge_search.examples import EXAMPLES
-from tools.knowledge_search.service import knowledge_base
+
+from .examples import EXAMPLES
+from .service import knowledge_base
 
 log = logging.getLogger(__name__)
 

@@ -29,10 +29,11 @@ from assistant.api.bodies import check_json
 from assistant.api.schemas import ERROR_RESPONSES, ErrorResponse
 from assistant.errors import Forbidden, InvalidInput, NotFound, PayloadTooLarge, UnsupportedMedia
 from assistant.security import ADMIN, CHAT, TOOLS, Principal
-from tools.recommendation.catalog import MAX_FILE_BYTES, import_file, load_catalog
-from tools.recommendation.events import record_events
-from tools.recommendation.recommender import MAX_K, recommend
-from tools.recommendation.store import LEVELS
+
+from .catalog import MAX_FILE_BYTES, import_file, load_catalog
+from .events import record_events
+from .recommender import MAX_K, recommend
+from .store import LEVELS
 
 MAX_EVENTS_PER_REQUEST = 10_000
 _TEXT = r"^[^\x00-\x1f]+$"  # no control characters (PostgreSQL refuses NUL in text)
@@ -252,7 +253,7 @@ def _record(runtime: Any, tenant: str, events: list[EventIn]) -> dict[str, Any]:
 
 
 def _train(runtime: Any, tenant: str) -> TrainResult:
-    from tools.recommendation.model import train_model
+    from .model import train_model
 
     if not load_catalog(tenant, runtime.settings):
         raise NotFound("there is no learning-resource catalog yet: POST /api/catalog first")

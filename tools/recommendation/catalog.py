@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import select
 
 from assistant.errors import InvalidInput
-from tools.recommendation.store import LEVELS, CatalogItem, database
+
+from .store import LEVELS, CatalogItem, database
 
 LANGUAGES = ("en", "zh", "multi")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")

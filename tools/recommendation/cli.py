@@ -38,7 +38,7 @@ def rec_import(file: Path, tenant: str | None, as_json: bool) -> None:
     """Import resources from a .csv, .json or .jsonl FILE (columns: id, title, title_zh,
     description, description_zh, subject, level, language, tags, prerequisites, duration_min;
     lists separated by ';'). Rejected rows and cyclic prerequisites are reported."""
-    from tools.recommendation.catalog import import_file
+    from .catalog import import_file
 
     try:
         report = import_file(file, tenant=_tenant(tenant), settings=get_settings())
@@ -82,7 +82,7 @@ def _events_from_file(path: Path) -> list[Any]:
 def rec_event(user: str | None, resource: str | None, kind: str | None, value: float | None,
               timestamp: str | None, file: Path | None, tenant: str | None, as_json: bool) -> None:
     """Record one event (--user --resource --kind) or a file of them (--file)."""
-    from tools.recommendation.events import record_events
+    from .events import record_events
 
     if file is not None:
         events = _events_from_file(file)
@@ -111,7 +111,7 @@ def rec_event(user: str | None, resource: str | None, kind: str | None, value: f
 @tenant_option
 def rec_train(tenant: str | None) -> None:
     """Retrain the tenant's model from all events (choose CF by validation, embed the catalog)."""
-    from tools.recommendation.model import train_model
+    from .model import train_model
 
     try:
         model = train_model(_tenant(tenant), get_settings(), progress=True)
@@ -134,7 +134,7 @@ def rec_train(tenant: str | None) -> None:
 def rec_for(user: str, k: int, subject: str | None, level: str | None, lang: str,
             tenant: str | None, as_json: bool) -> None:
     """Recommend K resources for USER, with explanations."""
-    from tools.recommendation.recommender import recommend
+    from .recommender import recommend
 
     try:
         result = recommend(_tenant(tenant), user, k=k, subject=subject, level=level,

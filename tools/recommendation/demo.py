@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from tools.recommendation.catalog import ImportReport, import_file, load_catalog
-from tools.recommendation.events import EventReport, count_events, record_events
-from tools.recommendation.store import CatalogItem
+from .catalog import ImportReport, import_file, load_catalog
+from .events import EventReport, count_events, record_events
+from .store import CatalogItem
 
 DEMO_CATALOG = Path(__file__).parent / "data" / "demo_catalog.csv"
 N_LEARNERS = 160

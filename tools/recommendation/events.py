@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 
-from tools.recommendation.store import EVENT_KINDS, CatalogItem, Event, database
+from .store import EVENT_KINDS, CatalogItem, Event, database
 
 MAX_BATCH = 100_000
 

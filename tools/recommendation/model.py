@@ -11,10 +11,8 @@ model.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
-import os
 import re
 import threading
 import time
@@ -26,13 +24,15 @@ import numpy as np
 import scipy.sparse as sp
 
 from assistant.config import Settings, get_settings
-from tools.recommendation.catalog import load_catalog
-from tools.recommendation.cf import EASE, EASE_MAX_ITEMS, ItemKNN, Popularity
-from tools.recommendation.evaluation import evaluate, random_split, top_k
-from tools.recommendation.events import all_events
-from tools.recommendation.hybrid import HybridScorer, interaction_weight
-from tools.recommendation.store import CatalogItem
-from tools.recommendation.tuning import HybridParams, tune_hybrid
+from knowledge.atomic import atomic_path
+
+from .catalog import load_catalog
+from .cf import EASE, EASE_MAX_ITEMS, ItemKNN, Popularity
+from .evaluation import evaluate, random_split, top_k
+from .events import all_events
+from .hybrid import HybridScorer, interaction_weight
+from .store import CatalogItem
+from .tuning import HybridParams, tune_hybrid
 
 log = logging.getLogger(__name__)
 MODEL_NAME = "mentorly-hybrid-rec"
@@ -87,11 +87,8 @@ def save_model(model: RecModel, path: Path) -> None:
         arrays["B"] = model.B.astype(np.float32)
     if model.content is not None:
         arrays["content"] = model.content.astype(np.float32)
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)  # type: ignore[arg-type]
-    tmp = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        np.savez(fh, **arrays)  # type: ignore[arg-type]
 
 
 def read_model(path: Path) -> RecModel:
@@ -286,8 +283,9 @@ def train_model(tenant: str, settings: Settings | None = None, progress: bool = 
 def build_seed_vectors() -> Path:
     """Embed the demo catalog with the default embedder and write ``SEED_VECTORS``."""
     from knowledge.embedders import shared_embedder
-    from tools.recommendation.catalog import read_rows, validate_rows
-    from tools.recommendation.demo import DEMO_CATALOG
+
+    from .catalog import read_rows, validate_rows
+    from .demo import DEMO_CATALOG
 
     resources, _ = validate_rows(read_rows(DEMO_CATALOG))
     settings = get_settings()

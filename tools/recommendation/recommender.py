@@ -17,14 +17,15 @@ import numpy as np
 
 from assistant.config import Settings, get_settings
 from assistant.errors import InvalidInput, NotFound
-from tools.recommendation import explain
-from tools.recommendation.catalog import _LEVEL_ALIASES, load_catalog
-from tools.recommendation.events import user_events
-from tools.recommendation.hybrid import Blend, interaction_weight
-from tools.recommendation.model import RecModel, load_model, train_model
-from tools.recommendation.schedule import retrain_due, retrain_in_background
-from tools.recommendation.settings import recommendation_settings
-from tools.recommendation.store import LEVELS, CatalogItem
+
+from . import explain
+from .catalog import _LEVEL_ALIASES, load_catalog
+from .events import user_events
+from .hybrid import Blend, interaction_weight
+from .model import RecModel, load_model, train_model
+from .schedule import retrain_due, retrain_in_background
+from .settings import recommendation_settings
+from .store import LEVELS, CatalogItem
 
 MAX_K = 20
 DIVERSITY_DECAY = 0.75

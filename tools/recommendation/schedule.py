@@ -15,8 +15,9 @@ import time
 from datetime import UTC, datetime
 
 from assistant.config import Settings
-from tools.recommendation.events import count_events
-from tools.recommendation.model import RecModel, train_model
+
+from .events import count_events
+from .model import RecModel, train_model
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm import tqdm
 
-from tools.recommendation.cf import EASE
-from tools.recommendation.evaluation import Split, evaluate, top_k
-from tools.recommendation.hybrid import HybridScorer
+from .cf import EASE
+from .evaluation import Split, evaluate, top_k
+from .hybrid import HybridScorer
 
 L2_GRID = (1.0, 5.0, 20.0, 50.0, 100.0, 150.0, 200.0, 300.0, 500.0)
 DROPOUT_GRID = (0.0, 0.5)

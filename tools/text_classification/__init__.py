@@ -4,7 +4,6 @@ sentiment model, custom classifiers; English and Chinese on the multilingual emb
 the tenant that trained them; the sentiment preset is shared.
 
 Heavy imports (scikit-learn, the embedder) happen when a hook or the tool first needs them.
-``list_text_models``, ``delete_text_model`` and ``prepare_sentiment`` are importable from here.
 """
 
 from __future__ import annotations
@@ -13,21 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 from assistant import Tool, hookimpl
-
-_LAZY = {
-    "list_text_models": "tools.text_classification.artifacts",
-    "delete_text_model": "tools.text_classification.artifacts",
-    "prepare_sentiment": "tools.text_classification.sentiment",
-    "classify_text": "tools.text_classification.tool",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(name)
 
 
 @hookimpl

@@ -79,8 +79,8 @@ class LinearTextModel:
         return e / e.sum(axis=1, keepdims=True)
 
     def _with_char_model(self, p1: np.ndarray, texts: Sequence[str]) -> np.ndarray:
-        from tools.text_classification.char_ngrams import char_positive_proba
-        from tools.text_classification.language import detect_language
+        from .char_ngrams import char_positive_proba
+        from .language import detect_language
 
         chinese = np.array([detect_language(t) == "zh" for t in texts], dtype=bool)
         if not chinese.any():

@@ -10,7 +10,8 @@ import click
 from assistant.config import load_settings
 from assistant.errors import MentorlyError
 from knowledge.embedders import shared_embedder
-from tools.text_classification.artifacts import SENTIMENT, LinearTextModel, check_name
+
+from .artifacts import SENTIMENT, LinearTextModel, check_name
 
 
 def _report(model: LinearTextModel) -> None:
@@ -46,8 +47,8 @@ def train_text(ctx: click.Context, file: Path | None, name: str | None, preset: 
     MENTORLY_HOME/models/tenants/TENANT/text/NAME/.
     """
     # Imported here, not at the top: sklearn would slow every `mentorly` command by seconds.
-    from tools.text_classification.sentiment import prepare_sentiment
-    from tools.text_classification.training import read_dataset, train_classifier
+    from .sentiment import prepare_sentiment
+    from .training import read_dataset, train_classifier
 
     if (file is None) == (preset is None):
         raise click.UsageError("give either a FILE (with --name) or --preset sentiment")

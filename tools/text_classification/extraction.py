@@ -17,8 +17,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tools.text_classification.language import detect_language
-from tools.text_classification.presets import FEEDBACK, SENTIMENT, SUBJECT, normalise_label
+from .language import detect_language
+from .presets import FEEDBACK, SENTIMENT, SUBJECT, normalise_label
 
 # Quotation pairs, most specific first; 《》 are book titles, used only when nothing else is quoted.
 _QUOTES = [

@@ -7,10 +7,11 @@ from pathlib import Path
 
 from assistant.config import get_settings
 from knowledge.embedders import shared_embedder
-from tools.text_classification.embedding_cache import write_seed
-from tools.text_classification.language import MAX_CLASSIFY_CHARS
-from tools.text_classification.sentiment import DEFAULT_TRAIN_SIZE, split_reviews
-from tools.text_classification.training import embed_texts
+
+from .embedding_cache import write_seed
+from .language import MAX_CLASSIFY_CHARS
+from .sentiment import DEFAULT_TRAIN_SIZE, split_reviews
+from .training import embed_texts
 
 
 def build_sentiment_seed() -> Path:

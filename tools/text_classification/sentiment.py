@@ -23,14 +23,15 @@ from typing import Any
 
 from assistant.errors import ConfigError, InvalidInput
 from knowledge.embedders import Embedder, shared_embedder
-from tools.text_classification import char_ngrams
-from tools.text_classification.artifacts import (
+
+from . import char_ngrams
+from .artifacts import (
     SENTIMENT,
     LinearTextModel,
     latest_version,
     load_model,
 )
-from tools.text_classification.training import C, train_classifier
+from .training import C, train_classifier
 
 SPLIT_SEED = 20240917
 TEST_POOL = 2000

@@ -12,7 +12,8 @@ from assistant import ToolContext, ToolError, ToolResult, tool
 from assistant.config import get_settings
 from assistant.errors import InvalidInput, ModelError, NotFound
 from knowledge.embedders import Embedder, shared_embedder
-from tools.text_classification.artifacts import (
+
+from .artifacts import (
     SENTIMENT,
     LinearTextModel,
     check_name,
@@ -20,15 +21,15 @@ from tools.text_classification.artifacts import (
     load_model,
     model_path,
 )
-from tools.text_classification.examples import EXAMPLES
-from tools.text_classification.extraction import extract_arguments
-from tools.text_classification.language import (
+from .examples import EXAMPLES
+from .extraction import extract_arguments
+from .language import (
     MAX_CLASSIFY_CHARS,
     clean_text,
     detect_language,
     shown,
 )
-from tools.text_classification.zero_shot import (
+from .zero_shot import (
     UNCERTAIN,
     UNCERTAIN_BELOW,
     UNCERTAIN_BELOW_BINARY,

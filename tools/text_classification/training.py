@@ -17,9 +17,10 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from assistant.errors import InvalidInput
 from knowledge.embedders import Embedder
-from tools.text_classification.artifacts import LinearTextModel, save_model
-from tools.text_classification.embedding_cache import cached_embedder
-from tools.text_classification.language import MAX_CLASSIFY_CHARS
+
+from .artifacts import LinearTextModel, save_model
+from .embedding_cache import cached_embedder
+from .language import MAX_CLASSIFY_CHARS
 
 SEED = 0
 C = 3.0

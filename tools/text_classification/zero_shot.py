@@ -19,8 +19,9 @@ import numpy as np
 
 from assistant.errors import InvalidInput
 from knowledge.embedders import Embedder
-from tools.text_classification.language import detect_language, has_visible, scrub, shown
-from tools.text_classification.presets import Language, known_label, normalise_label
+
+from .language import detect_language, has_visible, scrub, shown
+from .presets import Language, known_label, normalise_label
 
 MAX_LABELS = 200
 MAX_LABEL_CHARS = 200

@@ -1,48 +1,19 @@
-"""An example third-party Mentorly plugin: one tool, registered through the entry point."""
+"""An example third-party Mentorly plugin: the ``reading_time`` tool, registered through the
+``mentorly`` entry point (``pyproject.toml``).
+
+Laid out like the built-in tools (``tools/README.md``): this module holds the hook
+implementations only, ``tool.py`` the tool, ``examples.py`` its routing examples.
+"""
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 
-from assistant import ToolContext, ToolError, ToolResult, hookimpl, tool
-
-WORDS_PER_MINUTE = 230
-CHARS_PER_MINUTE = 500  # Chinese reading speed, characters
-
-
-def _extract(message: str, context: ToolContext) -> dict[str, str]:
-    """The text to measure is whatever follows a colon, or the whole message."""
-    _, sep, rest = message.partition(":") if ":" in message else message.partition("：")
-    return {"text": rest.strip()} if sep and rest.strip() else {}
-
-
-@tool(
-    version="0.1.0",
-    extractor=_extract,
-    examples=[
-        "How long will it take to read this text?",
-        "Estimate the reading time of this passage",
-        "Count the words in this essay",
-        "How many words is my paragraph?",
-        "读完这段文字需要多长时间？",
-        "帮我数一下这篇作文有多少字",
-        "估计一下这篇文章的阅读时间",
-    ],
-)
-def reading_time(text: str, context: ToolContext) -> ToolResult:
-    """Count the words (or Chinese characters) of a text and estimate its reading time."""
-    if not text.strip():
-        raise ToolError("there is no text to measure")
-    han = len(re.findall(r"[\u4e00-\u9fff]", text))
-    words = len(re.findall(r"[A-Za-z0-9']+", text))
-    minutes = words / WORDS_PER_MINUTE + han / CHARS_PER_MINUTE
-    summary = (f"{words} words and {han} Chinese characters: about {max(minutes, 0.1):.1f} "
-               "minutes of reading")
-    return ToolResult(data={"words": words, "chinese_characters": han, "minutes": round(minutes, 2)},
-                      summary=summary, model="reading-time-heuristic", model_version="0.1.0",
-                      confidence=1.0)
+from assistant import Tool, hookimpl
 
 
 @hookimpl
-def register_tools(register):  # type: ignore[no-untyped-def]
+def register_tools(register: Callable[[Tool], None]) -> None:
+    from .tool import reading_time
+
     register(reading_time)
