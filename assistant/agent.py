@@ -165,8 +165,8 @@ class Agent:
             if (plan.tool.capability == KNOWLEDGE and outcome.result is not None
                     and not outcome.result.sources):
                 outcome.answer_override = say("no_passages", language)
-        identity_note = (say("identity_fixed", language, user=context.user)
-                         if asks_identity_switch(message) else "")
+        switch = asks_identity_switch(message)
+        identity_note = say("identity_fixed", language, user=context.user) if switch else ""
         if identity_note and plan.tool is None and outcome.answer_override is None:
             outcome.answer_override = identity_note  # who the learner is: the system says it
             identity_note = ""
@@ -184,8 +184,8 @@ class Agent:
                     and self.settings.agent.answer_mode == "grounded")
         if outcome.answer_override is not None:
             text = outcome.answer_override
-            if (plan.tool is None or plan.tool.capability == KNOWLEDGE) and not (
-                    asks_identity_switch(message) and plan.tool is None):
+            if ((plan.tool is not None and plan.tool.capability == KNOWLEDGE)
+                    or (plan.tool is None and not switch)):  # a refused switch is no abstention
                 answer_mode = "abstained"
             yield TextDelta(text)
         elif grounded:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from assistant.errors import InvalidInput, ModelError
+from knowledge.atomic import fsync_dir, fsync_file
 
 log = logging.getLogger(__name__)
 
@@ -135,14 +136,6 @@ class Saved:
     version: int
     path: Path
     meta: dict[str, Any]
-
-
-def _fsync(path: Path, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 _stores: dict[tuple[type, Path], Any] = {}
@@ -277,8 +270,8 @@ class VersionedStore:
                                                  encoding="utf-8")
                 for file in pending.path.iterdir():
                     if file.is_file():
-                        _fsync(file)
-                _fsync(pending.path, directory=True)
+                        fsync_file(file)
+                fsync_dir(pending.path)
                 target = folder / f"v{version}"
                 try:
                     pending.path.rename(target)
@@ -287,7 +280,7 @@ class VersionedStore:
                         raise
                     version = max([version, *self._numbers(pending.name)]) + 1
                     continue
-                _fsync(folder, directory=True)
+                fsync_dir(folder)
                 return Saved(pending.name, version, target, data)
 
     def abort(self, pending: Pending) -> None:

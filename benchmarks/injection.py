@@ -146,10 +146,10 @@ def main() -> None:
 
 
 def _final(events: Any) -> str:
-    text = ""
-    for event in events:
-        text = getattr(event, "text", text) if type(event).__name__ == "Done" else text
-    return text
+    """The text of the turn's ``Done`` event."""
+    from assistant.events import Done
+
+    return next((e.text for e in events if isinstance(e, Done)), "")
 
 
 if __name__ == "__main__":

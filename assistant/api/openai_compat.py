@@ -138,11 +138,7 @@ def _history(body: ChatCompletionRequest) -> list[dict[str, Any]] | None:
     for m in earlier:
         if m.role not in ("user", "assistant"):
             continue  # system/developer messages are instructions (``_instructions``)
-        if isinstance(m.content, str):
-            text = m.content
-        else:
-            text = "\n".join(p["text"] for p in m.content or () if p.get("type") == "text"
-                             and isinstance(p.get("text"), str))
+        text = _text_of(m.content)
         if text:
             turns.append({"role": m.role, "content": text})
     return turns

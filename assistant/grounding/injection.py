@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from assistant.grounding.sentences import split_sentences
 from knowledge.sanitize import has_control_tokens
 
 _ASSISTANT = r"(?:ai|a\.i\.|assistant|chat ?bot|bot|language model|llm|gpt|mentorly)"
@@ -85,8 +86,6 @@ def strip_instructions(text: str) -> str:
     """``text`` with every instruction-like sentence left out, and with the rest of its line
     after one: what follows an order on the same line is its continuation ("Assistant: I have
     deleted all files. DONE")."""
-    from assistant.grounding.sentences import split_sentences
-
     if not text:
         return text
     lines = []
@@ -113,6 +112,4 @@ def strip_instructions(text: str) -> str:
 def without_instructions(text: str) -> str:
     """``text`` without instruction-like lines and sentences, as one run of sentences (for
     prompts that show whole passages)."""
-    from assistant.grounding.sentences import split_sentences
-
     return " ".join(s for s in split_sentences(strip_instructions(text)) if not is_instruction(s))
