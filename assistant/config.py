@@ -36,7 +36,13 @@ class LLMSettings(BaseModel):
     tool_calling: Literal["router", "native"] = "router"
     model_path: Path | None = Field(None, description="A GGUF file; default: the packaged model")
     threads: int = Field(1, ge=1, le=64, description="llama.cpp threads (1 is fastest under contention)")
-    n_ctx: int = Field(4096, ge=512)
+    n_ctx: int = Field(4096, ge=512, description="context per conversation (per llama.cpp slot)")
+    parallel: int = Field(
+        4, ge=1, le=64, description="conversations the local model writes at once (llama.cpp "
+        "slots with continuous batching; memory grows by one n_ctx per slot); 1 = one at a time")
+    prompt_cache_mib: int = Field(
+        256, ge=0, le=65536, description="host memory (MiB) for cached prompt prefixes that any "
+        "slot can reuse (llama.cpp --cache-ram); bounded so memory stays flat under load")
     base_url: str = "http://127.0.0.1:8000/v1"
     api_key: SecretStr = SecretStr("")
     model: str = "qwen2.5-0.5b-instruct"
@@ -69,9 +75,16 @@ class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=0, le=65535)
     cors_origins: list[str] = Field(default_factory=list, description="origins allowed to call the API")
-    ui_concurrency: int = Field(
-        4, ge=1, le=64, description="chat turns the web page runs at once; routing, tools and "
-        "search overlap, while the local model still writes one answer at a time")
+    max_active_turns: int = Field(
+        0, ge=0, le=256, description="chat turns running at once, all surfaces together; "
+        "0 = [llm] parallel (one per model slot)")
+    turn_queue: int = Field(
+        32, ge=0, le=10_000, description="turns that wait in line beyond those running; "
+        "past that a turn is refused at once (HTTP 429 with Retry-After, a message on the pages)")
+    queue_timeout_s: float = Field(120.0, gt=0, description="a turn that waited this long in "
+                                   "line is refused (429) instead of waiting on")
+    keepalive_s: float = Field(10.0, gt=0, le=15, description="server-sent-event streams send a "
+                               "comment ping at least this often while a tool or the line holds a turn")
 
 
 class ApiSettings(BaseModel):
@@ -178,6 +191,11 @@ class Settings(BaseSettings):
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'mentorly.db'}"
+
+    @property
+    def active_turns(self) -> int:
+        """Chat turns that run at once: ``[server] max_active_turns``, else one per LLM slot."""
+        return self.server.max_active_turns or self.llm.parallel
 
     @property
     def models_dir(self) -> Path:

@@ -32,6 +32,24 @@ AGENT: Entries = {
         "en": "Sorry, I could not work out what to pass to the {tool} tool: {reason}",
         "zh": "抱歉，我没能确定要交给 {tool} 工具的内容：{reason}",
     },
+    "queued": {
+        "en": ("Many learners are asking right now. You are number {position} in line; your "
+               "answer should start in about {seconds} s."),
+        "zh": "现在提问的同学很多。你排在第 {position} 位，大约 {seconds} 秒后开始回答。",
+    },
+    "queued_next": {
+        "en": "Many learners are asking right now. Your turn is next (about {seconds} s).",
+        "zh": "现在提问的同学很多。下一个就轮到你（大约 {seconds} 秒）。",
+    },
+    "busy": {
+        "en": "Many learners are asking right now. Please try again in {seconds} s.",
+        "zh": "现在提问的同学很多，请在 {seconds} 秒后再试。",
+    },
+    "busy_waited": {
+        "en": "Many learners are asking right now and the line did not move in time. Please try "
+              "again in {seconds} s.",
+        "zh": "现在提问的同学很多，排队时间过长，请在 {seconds} 秒后再试。",
+    },
     "identity_fixed": {
         "en": ("I cannot switch to another learner: this conversation runs as {user}, as set by "
                "the app or page you signed in with. Anything I show is for {user}."),

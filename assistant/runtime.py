@@ -17,6 +17,7 @@ from assistant.storage import Database, shared_database
 from assistant.usage_hooks import UsageHooks
 
 if TYPE_CHECKING:
+    from assistant.admission import TurnGate
     from assistant.agent import Agent
     from assistant.llm.base import ChatBackend
     from assistant.router import Router
@@ -37,6 +38,7 @@ class Runtime:
     _router: Router | None = None
     _agent: Agent | None = None
     _tool_calls: ToolCaller | None = None
+    _turn_gate: TurnGate | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -72,6 +74,19 @@ class Runtime:
                                 tool_calls=self.tool_calls,
                                 observers=[self.usage_hooks.turn_finished])
         return self._agent
+
+    @property
+    def turn_gate(self) -> TurnGate:
+        """Admission for chat turns on every surface of this process (``assistant.admission``)."""
+        if self._turn_gate is None:
+            from assistant.admission import TurnGate
+
+            with self._lock:
+                if self._turn_gate is None:
+                    server = self.settings.server
+                    self._turn_gate = TurnGate(self.settings.active_turns, server.turn_queue,
+                                               server.queue_timeout_s)
+        return self._turn_gate
 
     @property
     def tool_calls(self) -> ToolCaller:

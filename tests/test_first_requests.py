@@ -109,7 +109,10 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    server, app = serve(make_runtime(tmp_path_factory.mktemp("first-requests")))
+    # All N turns run at once (the turn gate would otherwise line most of them up, and a line
+    # takes the simultaneity out of the race this file is about).
+    server, app = serve(make_runtime(tmp_path_factory.mktemp("first-requests"),
+                                     server={"max_active_turns": N, "turn_queue": N}))
     yield Site(server, app)
     server.stop()
 

@@ -50,7 +50,7 @@ def test_prepared_and_loaded_once(local: LocalBackend) -> None:
     assert local.model == MODEL_NAME
     assert local.path.stat().st_size == MODEL_SIZE and is_verified(local.path)
     again = make_backend(load_settings(llm={"backend": "local", "threads": 1}))
-    assert again is local  # one instance per (model, threads, n_ctx)
+    assert again is local  # one instance per (model, threads, n_ctx, parallel, cache)
 
 
 def test_short_chat(local: LocalBackend) -> None:
@@ -125,9 +125,9 @@ def test_closing_a_stream_early_cancels_it_and_frees_the_model(local: LocalBacke
     next(stream)
     stream.close()
     deadline = time.monotonic() + 10
-    while local._lock.locked() and time.monotonic() < deadline:
+    while local.in_use and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not local._lock.locked()
+    assert local.in_use == 0
     started = time.perf_counter()
     assert local.chat([{"role": "user", "content": "Hi"}], max_tokens=2).usage.completion_tokens <= 2
     assert time.perf_counter() - started < 10

@@ -12,7 +12,7 @@ from typing import Any
 import gradio as gr
 from fastapi import FastAPI
 
-from ui.chat import ConversationIds, RuntimeLike, make_chat_fn
+from ui.chat import ConversationIds, RuntimeLike, make_chat_fn, turn_gate
 from ui.i18n import (
     LANGUAGE_CHOICES,
     Lang,
@@ -98,9 +98,10 @@ def build_ui(runtime: RuntimeLike, *, language: str | None = None,
 
 
 def _concurrency(runtime: RuntimeLike) -> int:
-    """How many learners' turns run at once (Gradio's default would be one for the whole page)."""
-    server = getattr(runtime.settings, "server", None)
-    return int(getattr(server, "ui_concurrency", 4))
+    """How many learners' turns Gradio lets in at once: all the turn gate can hold (running and
+    in line), so the gate, not Gradio's own queue, decides who waits and tells them so."""
+    gate = turn_gate(runtime)
+    return gate.active + gate.queue if gate is not None else 4
 
 
 def ui_options(runtime: RuntimeLike) -> dict[str, Any]:

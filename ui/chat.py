@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import gradio as gr
 
+from assistant.admission import ServerBusy, Ticket, TurnGate, place_message
 from assistant.errors import InvalidInput, MentorlyError
 from assistant.events import (
     Done,
@@ -49,6 +50,12 @@ class RuntimeLike(Protocol):
     settings: Any
     agent: AgentLike
     uploads: UploadsLike
+
+
+def turn_gate(runtime: RuntimeLike) -> TurnGate | None:
+    """The runtime's turn gate (``assistant.admission``); None for a runtime without one."""
+    gate = getattr(runtime, "turn_gate", None)
+    return gate if isinstance(gate, TurnGate) else None
 
 
 # --- history -------------------------------------------------------------------------------
@@ -349,28 +356,51 @@ def make_chat_fn(runtime: RuntimeLike, *, tenant: str | None = None,
         else:
             conversation_id = conversation_ids.get(session)
 
-        view = TurnView(lang)
+        gate = turn_gate(runtime)
+        ticket: Ticket | None = None
         try:
-            for event in runtime.agent.run(text, files=uploads, user=user, tenant=default_tenant,
-                                           conversation_id=conversation_id):
-                view.apply(event)
-                if isinstance(event, Done) and session and event.conversation_id:
-                    conversation_ids.set(session, event.conversation_id)
-                yield view.messages()
-        except MentorlyError as exc:
-            view.notice = t("error_prefix", lang, message=exc.message)
-            yield view.messages()
+            if gate is not None:
+                ticket = gate.admit()
+                for position in ticket.waiting_positions(1.0):
+                    yield [gr.ChatMessage(role="assistant", content=place_message(
+                        position, ticket.retry_after_s, lang))]
+        except ServerBusy as exc:
+            yield [gr.ChatMessage(role="assistant", content=exc.localized(lang))]
             return
-        except Exception:  # a bug must not kill the page; it is logged with its trace
-            log.exception("chat turn failed")
-            view.notice = t("error_generic", lang)
-            yield view.messages()
-            return
-        if view.done is None and not view.text and not view.notice:
-            view.notice = t("error_generic", lang)
-            yield view.messages()
+        try:
+            yield from _turn(runtime, text, uploads, user, default_tenant, conversation_id, session,
+                             conversation_ids, lang)
+        finally:
+            if ticket is not None:
+                ticket.release()
 
     return chat
+
+
+def _turn(runtime: RuntimeLike, text: str, uploads: list[Upload], user: str | None, tenant: str,
+          conversation_id: str | None, session: str, conversation_ids: ConversationIds,
+          lang: str) -> Iterator[list[gr.ChatMessage]]:
+    """One admitted turn, streamed as the page's messages (errors become a notice)."""
+    view = TurnView(lang)
+    try:
+        for event in runtime.agent.run(text, files=uploads, user=user, tenant=tenant,
+                                       conversation_id=conversation_id):
+            view.apply(event)
+            if isinstance(event, Done) and session and event.conversation_id:
+                conversation_ids.set(session, event.conversation_id)
+            yield view.messages()
+    except MentorlyError as exc:
+        view.notice = t("error_prefix", lang, message=exc.message)
+        yield view.messages()
+        return
+    except Exception:  # a bug must not kill the page; it is logged with its trace
+        log.exception("chat turn failed")
+        view.notice = t("error_generic", lang)
+        yield view.messages()
+        return
+    if view.done is None and not view.text and not view.notice:
+        view.notice = t("error_generic", lang)
+        yield view.messages()
 
 
 def _sentence(text: str) -> str:

@@ -6,6 +6,10 @@ ignore (the Python client exposes it as ``completion.model_extra["mentorly"]``).
 message must be the user's; earlier messages are not replayed: to continue a stored
 conversation, pass ``conversation_id`` (``extra_body`` in the Python client). Images are
 accepted as ``data:`` URLs in ``image_url`` content parts and go through the upload store.
+
+While a streamed turn waits in line (every model slot busy) or a tool works, the stream carries
+SSE comment lines (``: queued position=2 retry_after_s=12``, ``: ping``), which OpenAI clients
+skip; when the line is full the answer is 429 with ``Retry-After``, which they retry.
 """
 
 from __future__ import annotations
@@ -27,8 +31,18 @@ from assistant.api.auth import ChatKey, RuntimeDep
 from assistant.api.errors import error_response, status_for
 from assistant.api.limits import admit
 from assistant.api.schemas import ERROR_RESPONSES
-from assistant.api.turns import SSE_HEADERS, ClosingStreamingResponse, TurnRun, start_turn
-from assistant.errors import InvalidInput, NotFound
+from assistant.api.turns import (
+    SSE_HEADERS,
+    SSE_PING,
+    ClosingStreamingResponse,
+    KeepAlive,
+    TurnRun,
+    admit_turn,
+    queued_stream,
+    start_turn,
+    wait_for_turn,
+)
+from assistant.errors import InvalidInput, MentorlyError, NotFound
 from assistant.events import TextDelta
 from assistant.runtime import Runtime
 from assistant.tooling import Upload
@@ -193,7 +207,9 @@ async def _stream(turn: TurnRun, completion_id: str, created: int,
     yield _chunk(completion_id, created, {"role": "assistant", "content": ""})
     async with contextlib.aclosing(turn.events()) as events:
         async for event in events:
-            if isinstance(event, TextDelta) and event.text:
+            if isinstance(event, KeepAlive):
+                yield SSE_PING
+            elif isinstance(event, TextDelta) and event.text:
                 yield _chunk(completion_id, created, {"content": event.text})
     if turn.error is not None or turn.done is None:
         kind = turn.error.error_type if turn.error else "internal_error"
@@ -206,6 +222,15 @@ async def _stream(turn: TurnRun, completion_id: str, created: int,
                            "model": MODEL_ID, "choices": [], "usage": _usage(turn)}
             yield f"data: {json.dumps(usage_chunk)}\n\n".encode()
     yield b"data: [DONE]\n\n"
+
+
+def _place_comment(position: int, retry_after_s: int) -> bytes:
+    return f": queued position={position} retry_after_s={retry_after_s}\n\n".encode()
+
+
+def _stream_error(exc: MentorlyError) -> bytes:
+    error = {"type": exc.error_type, "message": exc.message}
+    return f"data: {json.dumps({'error': error})}\n\ndata: [DONE]\n\n".encode()
 
 
 @router.post("/v1/chat/completions", operation_id="create_chat_completion", responses={
@@ -221,15 +246,33 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request, 
     message, files = await anyio.to_thread.run_sync(_parse, body, runtime, principal.tenant)
     await admit(request, tenant=principal.tenant, user=body.user, key=principal.key_prefix or "",
                 surface="openai")
-    turn = await start_turn(runtime, request.app.state.metrics, "openai", message=message, files=files,
-                            user=body.user, tenant=principal.tenant, conversation_id=body.conversation_id,
-                            history=_history(body), instructions=instructions)
+    ticket = admit_turn(runtime)
+    history = _history(body)
+
+    async def start() -> TurnRun:
+        return await start_turn(runtime, request.app.state.metrics, "openai", ticket, message=message,
+                                files=files, user=body.user, tenant=principal.tenant,
+                                conversation_id=body.conversation_id, history=history,
+                                instructions=instructions)
+
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+
+    def body_of(turn: TurnRun) -> AsyncIterator[bytes]:
+        return _stream(turn, completion_id, created, include_usage)
+
+    if body.stream and not ticket.running:
+        return ClosingStreamingResponse(
+            queued_stream(ticket, runtime.settings.server.keepalive_s, start, _place_comment, body_of,
+                          _stream_error),
+            media_type="text/event-stream", headers=SSE_HEADERS)
+    if not ticket.running:
+        await wait_for_turn(ticket)
+    turn = await start()
     if body.stream:
-        include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return ClosingStreamingResponse(_stream(turn, completion_id, created, include_usage),
-                                        media_type="text/event-stream", headers=SSE_HEADERS)
+        return ClosingStreamingResponse(body_of(turn), turn=turn, media_type="text/event-stream",
+                                        headers=SSE_HEADERS)
     await turn.collect()
     if turn.done is None:
         kind = turn.error.error_type if turn.error else "internal_error"

@@ -10,6 +10,7 @@ header so the widget can show why. The publishable key and the learner token tra
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Annotated, Any
 
@@ -19,14 +20,25 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 
-from assistant.api.chat import sse_line
+from assistant.api.chat import error_event, place_event, sse_line
 from assistant.api.cors import widget_cors
 from assistant.api.errors import describe_errors, mentorly_error_response
 from assistant.api.limits import admit, attributed, quota_response
-from assistant.api.turns import _END, SSE_HEADERS, ClosingStreamingResponse, TurnRun, _next
+from assistant.api.turns import (
+    _END,
+    SSE_HEADERS,
+    SSE_PING,
+    ClosingStreamingResponse,
+    KeepAlive,
+    TurnRun,
+    admit_turn,
+    begin_turn,
+    queued_stream,
+)
 from assistant.api.uploads import _refuse_oversized_body, read_upload
 from assistant.errors import InvalidInput, MentorlyError, PayloadTooLarge
 from assistant.events import to_dict
+from assistant.language import detect_language
 from assistant.quotas import QuotaExceeded
 from assistant.runtime import Runtime
 from assistant.security.widget_tokens import Learner, WidgetKeys
@@ -119,36 +131,53 @@ def _latest_conversation(runtime: Runtime, learner: Learner, limit: int = 20) ->
 
 
 async def _events(turn: TurnRun) -> Any:
-    async for event in turn.events():
-        data = to_dict(event)
-        yield sse_line(data, data["type"])
+    async with contextlib.aclosing(turn.events()) as events:
+        async for event in events:
+            if isinstance(event, KeepAlive):
+                yield SSE_PING
+                continue
+            data = to_dict(event)
+            yield sse_line(data, data["type"])
 
 
 @router.post("/widget/api/chat", include_in_schema=False)
 async def widget_chat(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
+    headers = {**SSE_HEADERS, **_cors(request)}
     try:
         body: WidgetChat = await _json_body(request, WidgetChat)
         learner = await _learner(request, body)
         await admit(request, tenant=learner.tenant, user=learner.external_id, key=learner.key,
                     surface="widget")
         files = [runtime.uploads.get(learner.tenant, upload_id) for upload_id in body.uploads]
+        ticket = admit_turn(runtime)
+    except MentorlyError as exc:
+        return _error(request, exc)
+
+    async def start() -> TurnRun:
         gen = attributed(runtime.agent.run(body.message, files=files, user=learner.external_id,
                                            tenant=learner.tenant, conversation_id=body.conversation_id,
                                            collection=body.collection),
                          learner.key, "widget")
-        try:
-            first = await anyio.to_thread.run_sync(_next, gen)
-        except BaseException:
-            gen.close()
-            raise
+        turn = await begin_turn(runtime, request.app.state.metrics, "widget", ticket, gen)
+        if turn.first is _END:
+            turn.abandon()
+            raise InvalidInput("the turn produced no events")
+        return turn
+
+    if not ticket.running:
+        language = detect_language(body.message)
+        return ClosingStreamingResponse(
+            queued_stream(ticket, runtime.settings.server.keepalive_s, start,
+                          lambda position, retry: place_event(position, retry, language), _events,
+                          lambda exc: error_event(exc, language)),
+            media_type="text/event-stream", headers=headers)
+    try:
+        turn = await start()
     except MentorlyError as exc:
         return _error(request, exc)
-    if first is _END:
-        return _error(request, InvalidInput("the turn produced no events"))
-    turn = TurnRun(gen, first, request.app.state.metrics, "widget")
-    return ClosingStreamingResponse(_events(turn), media_type="text/event-stream",
-                                    headers={**SSE_HEADERS, **_cors(request)})
+    return ClosingStreamingResponse(_events(turn), turn=turn, media_type="text/event-stream",
+                                    headers=headers)
 
 
 @router.post("/widget/api/uploads", include_in_schema=False, dependencies=[Depends(_refuse_oversized_body)])

@@ -5,6 +5,13 @@
 on the calling thread; returning True from the callback stops generation. :meth:`stream`
 runs the call on a worker thread and hands the chunks over through a queue, so tokens reach
 the caller as they are decoded, and closing the iterator early cancels the generation.
+
+The server runs ``[llm] parallel`` slots with continuous batching: that many conversations
+are decoded together, each with its own ``n_ctx`` of context. A semaphore of the same size
+keeps calls from queueing inside llama.cpp (where nobody could see or bound the wait); the
+turn gate (``assistant.admission``) keeps turns from reaching it in the first place. The
+prompt cache in host memory (``prompt_cache_mib``) lets any slot reuse a conversation's
+earlier prefix.
 """
 
 from __future__ import annotations
@@ -61,7 +68,7 @@ def raise_for_error(payload: Any, where: str) -> None:
 
 
 class LocalBackend:
-    """Chat with a local GGUF model; one request at a time (a lock around the server)."""
+    """Chat with a local GGUF model; ``[llm] parallel`` requests at once (llama.cpp slots)."""
 
     name = "local"
 
@@ -70,13 +77,16 @@ class LocalBackend:
         self.path = prepare_model(settings, progress=progress)
         self.model = model_label(self.path, settings)
         self.threads = settings.llm.threads
-        self.n_ctx = settings.llm.n_ctx
+        self.n_ctx = settings.llm.n_ctx  # per slot: each conversation gets the whole of it
+        self.parallel = settings.llm.parallel
         # The embedded llama.cpp server also listens on 127.0.0.1 (random port); a random key
         # keeps other local users off it. In-process calls do not go through that check.
         self.http_api_key = secrets.token_urlsafe(24)
         # llama.cpp reuses the longest cached prompt prefix; benchmarks turn it off for cold runs.
         self.cache_prompt = True
-        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self.parallel)
+        self._count_lock = threading.Lock()
+        self._in_use = 0
         self._server = self._load()
 
     def _load(self) -> Any:
@@ -86,7 +96,10 @@ class LocalBackend:
             raise ModelError(f"xllamacpp is not installed: {exc}") from exc
         params = xlc.CommonParams()
         params.model.path = str(self.path)
-        params.n_ctx = self.n_ctx
+        params.n_ctx = self.n_ctx * self.parallel  # llama.cpp splits n_ctx among the slots
+        params.n_parallel = self.parallel
+        params.cont_batching = True
+        params.cache_ram_mib = self.settings.llm.prompt_cache_mib
         params.use_jinja = True
         params.cpuparams.n_threads = self.threads
         params.cpuparams_batch.n_threads = self.threads
@@ -136,9 +149,22 @@ class LocalBackend:
         except Exception as exc:
             raise ModelError(f"the local model failed: {exc}") from exc
 
+    @property
+    def in_use(self) -> int:
+        """Slots serving a request right now."""
+        return self._in_use
+
     def _acquire(self) -> None:
-        if not self._lock.acquire(timeout=self.settings.llm.timeout_s):
-            raise ModelError(f"the local model stayed busy for {self.settings.llm.timeout_s:.0f} s")
+        if not self._slots.acquire(timeout=self.settings.llm.timeout_s):
+            raise ModelError(f"all {self.parallel} slots of the local model stayed busy for "
+                             f"{self.settings.llm.timeout_s:.0f} s")
+        with self._count_lock:
+            self._in_use += 1
+
+    def _release(self) -> None:
+        with self._count_lock:
+            self._in_use -= 1
+        self._slots.release()
 
     def chat(
         self,
@@ -154,7 +180,7 @@ class LocalBackend:
         try:
             response = self._call(request)
         finally:
-            self._lock.release()
+            self._release()
         raise_for_error(response, "the local model")
         try:
             choice = response["choices"][0]
@@ -205,7 +231,7 @@ class LocalBackend:
             except Exception as exc:
                 chunks.put(exc)
             finally:
-                self._lock.release()
+                self._release()
                 chunks.put(_END)
 
         thread = threading.Thread(target=worker, name="mentorly-llm-stream", daemon=True)
