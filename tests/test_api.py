@@ -411,6 +411,9 @@ def test_metrics_in_prometheus_text_format(tools_env: Env) -> None:
     assert value("mentorly_tool_calls_total", tool="describe_image", outcome="ok", surface="api") >= 1
     assert value("mentorly_llm_tokens_total", kind="completion") > 0
     assert value("mentorly_chat_turns_total", surface="api", outcome="ok") >= 1
+    gate = tools_env.app.state.runtime.turn_gate  # the line, read at scrape time
+    assert value("mentorly_chat_turns_capacity") == gate.active + gate.queue
+    assert value("mentorly_chat_turns_running") == 0 and value("mentorly_chat_turns_waiting") == 0
     assert not any(name == "mentorly_http_requests_total" and ("route", "/api/nothing-here") in labels
                    for name, labels in samples)  # raw paths never become labels
 

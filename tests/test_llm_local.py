@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -145,6 +146,102 @@ def test_concurrent_requests_both_complete(local: LocalBackend) -> None:
     for t in threads:
         t.join(60)
     assert len(results) == 2 and all(results)
+
+
+class Peak:
+    """Samples ``backend.in_use`` in the background; ``peak`` is the most slots seen busy."""
+
+    def __init__(self, backend: LocalBackend) -> None:
+        self.backend, self.peak = backend, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.backend.in_use)
+            time.sleep(0.002)
+
+    def __enter__(self) -> Peak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+def _race(backend: LocalBackend, prompts: list[str], max_tokens: int) -> list[list[tuple[float, str]]]:
+    """Stream ``prompts`` from as many threads released together; each one's timed pieces."""
+    barrier = threading.Barrier(len(prompts))
+    pieces: list[list[tuple[float, str]]] = [[] for _ in prompts]
+
+    def ask(i: int) -> None:
+        barrier.wait()
+        for chunk in backend.stream([{"role": "user", "content": prompts[i]}], max_tokens=max_tokens,
+                                    temperature=0.0):
+            if chunk.text:
+                pieces[i].append((time.monotonic(), chunk.text))
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(prompts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads)
+    return pieces
+
+
+def test_parallel_slots_write_two_answers_at_once(local: LocalBackend) -> None:
+    """Both streams started together produce their first piece before either ends: the slots
+    decode together (the old single lock wrote one answer after the other)."""
+    assert local.parallel >= 2
+    with Peak(local) as peak:
+        a, b = _race(local, ["Count from 1 to 100, one number per line.",
+                             "List the letters of the alphabet, one per line."], max_tokens=32)
+    assert len(a) > 3 and len(b) > 3
+    assert max(a[0][0], b[0][0]) < min(a[-1][0], b[-1][0])
+    assert peak.peak == 2
+    assert local.in_use == 0
+
+
+def test_closing_one_of_two_streams_frees_only_its_slot(local: LocalBackend) -> None:
+    def opened(prompt: str) -> Iterator[ChatChunk]:
+        stream = local.stream([{"role": "user", "content": prompt}], max_tokens=300, temperature=0.0)
+        while not next(stream).text:
+            pass
+        return stream
+
+    first = opened("Count from 1 to 300.")
+    second = opened("Count from 300 down to 1.")
+    try:
+        assert local.in_use == 2
+        first.close()
+        deadline = time.monotonic() + 10
+        while local.in_use > 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert local.in_use == 1
+        more = [chunk.text for chunk, _ in zip(second, range(5), strict=False)]  # still writing
+        assert len(more) == 5 and local.in_use == 1
+    finally:
+        first.close()
+        second.close()
+    deadline = time.monotonic() + 10
+    while local.in_use and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert local.in_use == 0
+
+
+def test_one_slot_serves_two_threads_one_after_the_other(local_model_path: Path) -> None:
+    one = LocalBackend(load_settings(llm={"backend": "local", "threads": 1, "parallel": 1,
+                                          "n_ctx": 1024, "model_path": local_model_path}),
+                       progress=False)
+    assert one.parallel == 1
+    with Peak(one) as peak:
+        a, b = _race(one, ["Say yes.", "Say no."], max_tokens=8)
+    assert a and b
+    earlier, later = (a, b) if a[0][0] < b[0][0] else (b, a)
+    assert later[0][0] > earlier[-1][0]  # not a single piece overlaps
+    assert peak.peak == 1 and one.in_use == 0
 
 
 def test_bad_requests_are_clear_errors(local: LocalBackend) -> None:

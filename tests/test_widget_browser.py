@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from assistant.admission import TurnGate
 from assistant.config import QuotaSettings
 from assistant.llm.fake import FakeBackend
 from assistant.messages import say
@@ -237,6 +238,51 @@ def test_quota_exhausted_mid_conversation_shows_a_friendly_message(world: World,
         assert user is not None
         conv = s.scalar(select(Conversation).where(Conversation.user_id == user.id))
         assert conv is not None and len(conv.messages) == 2  # the first turn only
+
+
+def test_a_full_class_sees_its_place_in_line_then_the_answer(world: World, page: Any) -> None:
+    runtime = world.runtime
+    saved = runtime._turn_gate
+    gate = runtime._turn_gate = TurnGate(active=1, queue=1)
+    try:
+        url = world.host.page("line.html", world.server.url, world.key, world.token(user="learner-l"))
+        open_widget(page, url)
+        held = gate.admit()  # another learner's turn holds the only place
+        world.backend.add("", "Your answer, after the line.")
+        ask(page, "A question while the class is busy")
+        waiting = page.locator(".mw-assistant[data-queued='1']")
+        waiting.wait_for(timeout=20_000)
+        assert "Your turn is next" in waiting.text_content()
+        assert gate.state().waiting == 1
+        held.release()
+        done = page.locator(".mw-assistant[data-done='1']").last
+        done.wait_for(timeout=60_000)
+        assert "Your answer, after the line." in done.text_content()
+        assert "Your turn is next" not in done.text_content()
+        assert page.errors == []
+    finally:
+        runtime._turn_gate = saved
+    assert gate.state().running == 0 and gate.state().waiting == 0
+
+
+def test_a_full_line_says_when_to_try_again_in_chinese(world: World, page: Any) -> None:
+    runtime = world.runtime
+    saved = runtime._turn_gate
+    gate = runtime._turn_gate = TurnGate(active=1, queue=1)
+    try:
+        url = world.host.page("busy.html", world.server.url, world.key, world.token(user="learner-b"),
+                              lang="zh")
+        open_widget(page, url)
+        held = [gate.admit(), gate.admit()]  # one place running, the one place in line taken
+        ask(page, "现在可以回答吗？")
+        notice = page.locator(".mw-busy")
+        notice.wait_for(timeout=20_000)
+        assert re.search(r"请在 \d+ 秒后再试", notice.text_content())
+        assert page.locator(".mw-assistant").count() == 0  # the refused turn left no bubble
+        for ticket in held:
+            ticket.release()
+    finally:
+        runtime._turn_gate = saved
 
 
 def test_the_demo_page_embeds_the_widget(world: World, page: Any) -> None:

@@ -367,6 +367,10 @@ def make_chat_fn(runtime: RuntimeLike, *, tenant: str | None = None,
         except ServerBusy as exc:
             yield [gr.ChatMessage(role="assistant", content=exc.localized(lang))]
             return
+        except BaseException:  # the page stopped reading while the turn waited in line
+            if ticket is not None:
+                ticket.release()
+            raise
         try:
             yield from _turn(runtime, text, uploads, user, default_tenant, conversation_id, session,
                              conversation_ids, lang)

@@ -32,6 +32,7 @@ def install_api(app: FastAPI, runtime: Runtime, *, widget_static: Path | None = 
     app.state.keys = KeyStore(runtime.db)
     app.state.limiter = RateLimiter(runtime.settings.api.rate_limit_per_minute)
     app.state.metrics = Metrics()
+    app.state.metrics.watch_turns(lambda: runtime.turn_gate.state())
     app.state.tool_runner = tools.ToolRunner()
     install_error_handlers(app)
     for module in (uploads, chat, conversations, tools, openai_compat, metrics):

@@ -53,11 +53,14 @@ def status_for(error_type: str) -> int:
 
 
 def mentorly_error_response(exc: MentorlyError) -> JSONResponse:
-    headers: dict[str, str] | None = None
+    """The one error shape; a 429 also says when to retry, in ``Retry-After`` and in the body
+    (``retry_after_s``: a cross-origin page such as the widget cannot read the header)."""
     if isinstance(exc, RateLimited):
-        headers = {"Retry-After": str(exc.retry_after_s)}
-    elif isinstance(exc, Unauthorized):
-        headers = dict(BEARER_CHALLENGE)
+        body = error_body(exc.error_type, exc.message)
+        body["error"]["retry_after_s"] = exc.retry_after_s
+        return JSONResponse(body, status_code=exc.status_code,
+                            headers={"Retry-After": str(exc.retry_after_s)})
+    headers = dict(BEARER_CHALLENGE) if isinstance(exc, Unauthorized) else None
     return error_response(exc.error_type, exc.message, exc.status_code, headers)
 
 

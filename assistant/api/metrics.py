@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -22,12 +23,14 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from assistant.admission import GateState
 from assistant.api.auth import authenticate_request, check_scope
 from assistant.errors import Forbidden, NotFound
 from assistant.security import ADMIN
@@ -50,6 +53,17 @@ class Metrics:
                               ["kind"], registry=self.registry)
         self.turns = Counter("mentorly_chat_turns", "Chat turns", ["surface", "outcome"],
                              registry=self.registry)
+
+    def watch_turns(self, state: Callable[[], GateState]) -> None:
+        """Gauges read from the turn gate at scrape time: turns running, turns in line."""
+        running = Gauge("mentorly_chat_turns_running", "Chat turns running now", registry=self.registry)
+        waiting = Gauge("mentorly_chat_turns_waiting", "Chat turns waiting in line (all slots busy)",
+                        registry=self.registry)
+        capacity = Gauge("mentorly_chat_turns_capacity", "Turns that may run at once plus places "
+                         "in line; beyond it turns are refused with 429", registry=self.registry)
+        running.set_function(lambda: state().running)
+        waiting.set_function(lambda: state().waiting)
+        capacity.set_function(lambda: state().capacity)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()

@@ -188,15 +188,27 @@ async def wait_for_turn(ticket: Ticket) -> None:
         raise
 
 
+def _close_turn(gen: Generator[Event, None, None], ticket: Ticket) -> None:
+    try:
+        gen.close()
+    finally:
+        ticket.release()
+
+
 async def begin_turn(runtime: Runtime, metrics: Metrics, surface: str, ticket: Ticket,
                      gen: Generator[Event, None, None]) -> TurnRun:
     """Pull ``gen``'s first event on a gate thread; the turn owns ``ticket`` from here on."""
+    future: Future[Any] | None = None
     try:
         future = ticket.executor.submit(contextvars.copy_context().run, _next, gen)
         first = await asyncio.wrap_future(future)
     except BaseException:
-        gen.close()
-        ticket.release()
+        if future is not None and not future.done():
+            # Cancelled (client gone) while the first hop runs: a running generator cannot be
+            # closed, so close it and give the place back when the hop returns.
+            future.add_done_callback(lambda _future: _close_turn(gen, ticket))
+        else:
+            _close_turn(gen, ticket)
         raise
     return TurnRun(gen, first, metrics, surface, ticket, runtime.settings.server.keepalive_s)
 
@@ -231,11 +243,17 @@ async def queued_stream(ticket: Ticket, keepalive_s: float, start: Callable[[], 
     finally:
         if not ticket.running:
             ticket.release()
+    chunks = body(turn)
     try:
-        async for chunk in body(turn):
+        async for chunk in chunks:
             yield chunk
     finally:
-        turn.abandon()
+        try:  # close the turn's stream now (client gone), not whenever it is garbage-collected
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        finally:
+            turn.abandon()
 
 
 class ClosingStreamingResponse(StreamingResponse):

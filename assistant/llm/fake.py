@@ -4,6 +4,9 @@ Each script entry is a string, or ``{"content": ..., "tool_calls": [{"name": ...
 {...}}]}``, or ``{"error": "message"}`` (raises ModelError, to test failure paths). When the
 script runs out, the backend answers deterministically: a JSON-schema request gets a minimal
 valid instance, anything else an echo of the last user message, in its language.
+
+``delay_s`` (tests of concurrency) makes every streamed piece arrive that many seconds after
+the previous one, so a turn takes a known time.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,12 +145,14 @@ def echo_reply(messages: list[Message]) -> str:
 class FakeBackend:
     name = "fake"
 
-    def __init__(self, settings: Settings | None = None, script: list[Any] | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, script: list[Any] | None = None, *,
+                 delay_s: float = 0.0) -> None:
         if script is None and settings is not None and settings.llm.fake_script is not None:
             script = load_script(settings.llm.fake_script)
         self._replies = [parse_entry(e, i) for i, e in enumerate(script or ())]
         self.model = FAKE_MODEL
         self.requests: list[FakeRequest] = []
+        self.delay_s = delay_s  # seconds before each streamed piece
         self._lock = threading.Lock()
 
     def add(self, *entries: Any) -> None:
@@ -209,5 +215,7 @@ class FakeBackend:
 
     def _stream(self, messages: list[Message], reply: FakeReply) -> Iterator[ChatChunk]:
         for piece in split_words(reply.content):
+            if self.delay_s > 0:
+                time.sleep(self.delay_s)
             yield ChatChunk(text=piece)
         yield ChatChunk(final=self._result(messages, reply))

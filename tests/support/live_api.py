@@ -70,6 +70,7 @@ def assert_error(r: Any, status: int, error_type: str, contains: str = "") -> No
     """``r`` (an httpx response) is an error in the API's one shape, of this status and type."""
     assert r.status_code == status, r.text
     body = r.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"type", "message"}, body
+    extra = {"retry_after_s"} if status == 429 else set()  # a 429 says when to retry
+    assert set(body) == {"error"} and set(body["error"]) == {"type", "message"} | extra, body
     assert body["error"]["type"] == error_type, body
     assert contains.lower() in body["error"]["message"].lower(), body

@@ -32,6 +32,9 @@
           mode_abstained: "The documents do not answer this, so nothing was guessed.",
           refused: "This assistant cannot be used here: ", quota: "You have reached the usage limit for now. Please try again after ",
           network: "The assistant cannot be reached right now. Please try again later.",
+          queued: "Many learners are asking right now. You are number {n} in line; your answer should start in about {s} s.",
+          queuedNext: "Many learners are asking right now. Your turn is next (about {s} s).",
+          busy: "Many learners are asking right now. Please try again in {s} s.",
           uploading: "Uploading the image…", welcome: "Hello! How can I help you learn today?",
           welcomeName: "Hello, {name}! How can I help you learn today?" },
     zh: { title: "问问 Mentorly", open: "打开助手聊天", close: "关闭", send: "发送",
@@ -43,6 +46,9 @@
           mode_abstained: "资料中没有答案，因此没有做任何猜测。",
           refused: "此网站无法使用该助手：", quota: "您已达到当前的使用上限，请在以下时间后再试：",
           network: "暂时无法连接助手，请稍后再试。",
+          queued: "现在提问的同学很多。你排在第 {n} 位，大约 {s} 秒后开始回答。",
+          queuedNext: "现在提问的同学很多。下一个就轮到你（大约 {s} 秒）。",
+          busy: "现在提问的同学很多，请在 {s} 秒后再试。",
           uploading: "正在上传图片…", welcome: "你好！今天想学点什么？",
           welcomeName: "{name}，你好！今天想学点什么？" }
   };
@@ -140,8 +146,13 @@
   function setBusy(busy) { state.busy = busy; sendBtn.disabled = busy || state.blocked; attachBtn.disabled = busy || state.blocked; }
   function auth() { return { key: opts.key, token: opts.token || null, anon: anon }; }
 
+  function fill(template, values) {
+    return template.replace(/\{(\w+)\}/g, function (m, k) { return values[k] !== undefined ? String(values[k]) : m; });
+  }
+  function busyText(seconds) { return fill(t.busy, { s: seconds || 10 }); }
   function describeError(status, body) {
     var err = (body && body.error) || {};
+    if (status === 429 && err.type === "server_busy") { return { kind: "busy", text: busyText(err.retry_after_s) }; }
     if (status === 429) {
       var when = err.reset_at ? new Date(err.reset_at) : new Date(Date.now() + 1000 * (err.retry_after_s || 60));
       return { kind: "quota", text: t.quota + when.toLocaleString(opts.lang === "zh" ? "zh-CN" : "en") };
@@ -159,7 +170,7 @@
   }
   function fail(info) {
     if (info.kind === "refused") { state.blocked = true; setBusy(false); wrap.classList.add("mw-blocked"); }
-    notice(info.text, info.kind === "quota" ? "quota" : "error");
+    notice(info.text, info.kind === "quota" || info.kind === "busy" ? info.kind : "error");
   }
 
   function startSession() {
@@ -177,7 +188,12 @@
   }
 
   function handleEvent(type, data, ctx) {
-    if (type === "step_started") {
+    if (type === "queued") {  // every model slot is busy: say where the learner is in line
+      ctx.answer.textContent = fill(data.position > 1 ? t.queued : t.queuedNext, { n: data.position, s: data.retry_after_s });
+      ctx.answer.parentNode.setAttribute("data-queued", String(data.position));
+      scroll();
+    } else if (type === "step_started") {
+      if (ctx.answer.parentNode.hasAttribute("data-queued")) { ctx.answer.textContent = t.thinking; ctx.answer.parentNode.removeAttribute("data-queued"); }
       var step = el("div", { "class": "mw-step", role: "status" });
       step.appendChild(el("span", { "class": "mw-step-title" }, t.tool + data.tool));
       ctx.steps[data.step_id] = step;
@@ -194,6 +210,7 @@
       }
       scroll();
     } else if (type === "text_delta") {
+      ctx.answer.parentNode.removeAttribute("data-queued");
       if (ctx.answer.classList.contains("mw-pending")) { ctx.answer.classList.remove("mw-pending"); ctx.answer.textContent = ""; }
       ctx.answer.textContent += data.text; scroll();
     } else if (type === "sources") {
@@ -207,9 +224,11 @@
         ctx.answer.parentNode.appendChild(el("div", { "class": "mw-answer-mode" }, t["mode_" + data.answer_mode]));
       }
     } else if (type === "error") {
+      var pending = ctx.answer.classList.contains("mw-pending");
       ctx.answer.classList.remove("mw-pending");
-      if (!ctx.answer.textContent || ctx.answer.textContent === t.thinking) { ctx.answer.parentNode.remove(); }
-      notice(data.message || t.network, "error");
+      if (pending || !ctx.answer.textContent) { ctx.answer.parentNode.remove(); }
+      if (data.error_type === "server_busy") { notice(busyText(data.retry_after_s), "busy"); }
+      else { notice(data.message || t.network, "error"); }
     }
   }
 
