@@ -90,8 +90,13 @@ class ToolCaller:
 
     @property
     def executor(self) -> ThreadPoolExecutor:
+        """The worker threads of sync calls (every chat turn's tools): one per turn that may run
+        at once (``Settings.active_turns``, at least 4) plus 4 for calls abandoned after their
+        timeout, so that a fixed pool never makes concurrent turns' tools wait for each other."""
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="tool")
+            turns = int(getattr(self.settings, "active_turns", 4) or 4)
+            self._executor = ThreadPoolExecutor(max_workers=max(turns, 4) + 4,
+                                                thread_name_prefix="tool")
         return self._executor
 
     # -- the steps --------------------------------------------------------------------

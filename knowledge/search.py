@@ -5,6 +5,15 @@ judged with the primary embedder's cosine (``knowledge.relevance``).
 Index files and BM25 indexes are kept in memory per collection: an index is reloaded when
 another process replaced its file, the BM25 index rebuilt when the collection's generation
 moves.
+
+Concurrency: searches take no lock. What is kept for a collection (``_Cached``) is a snapshot
+that is never changed once published: a reload or a BM25 rebuild builds a new one and swaps it
+in (copy-on-write), so a search reads one consistent set of indexes. FAISS searches of an index
+nobody adds to are thread-safe, and nobody adds to these: ingest, rebuild and delete write
+their own copy of the index and replace its file (``knowledge.recovery``), which the next
+search here picks up. Only loading a collection's snapshot is serialised, per collection, so
+that concurrent searches load it once; searches of other collections, and of collections
+already loaded, do not wait for it.
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -47,15 +56,24 @@ class Hit:
         return asdict(self)
 
 
-@dataclass
+@dataclass(frozen=True)
+class _Lexical:
+    """A collection's BM25 index at one generation."""
+
+    generation: int
+    index: BM25Index
+    ids: np.ndarray  # BM25 row -> chunk id
+    rows: dict[int, int]  # chunk id -> BM25 row
+
+
+@dataclass(frozen=True)
 class _Cached:
+    """What a search of one collection reads; replaced, never changed (see the docstring)."""
+
     signature: tuple[object, ...]
     index: VectorIndex
     secondary: VectorIndex | None = None
-    generation: int = -1
-    lexical: BM25Index | None = None
-    lexical_ids: np.ndarray | None = None
-    lexical_rows: dict[int, int] = field(default_factory=dict)  # chunk id -> BM25 row
+    lexical: _Lexical | None = None
 
 
 class Searcher:
@@ -64,12 +82,17 @@ class Searcher:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self._cache: dict[int, _Cached] = {}
-        self._lock = threading.RLock()
+        self._loading: dict[int, threading.Lock] = {}  # per collection: one load at a time
+        self._lock = threading.Lock()  # the two dictionaries only, never held across work
 
     def forget(self, collection_id: int) -> None:
         """Drop what is kept in memory for a collection (its files were replaced or removed)."""
         with self._lock:
             self._cache.pop(collection_id, None)
+
+    def _load_lock(self, collection_id: int) -> threading.Lock:
+        with self._lock:
+            return self._loading.setdefault(collection_id, threading.Lock())
 
     def search(self, tenant: str, query: str, collections: Sequence[str] | None = None, k: int = 5,
                *, hybrid: bool | None = None, min_relevance: float | None = None) -> list[Hit]:
@@ -145,9 +168,10 @@ class Searcher:
             if use2 and cached.secondary is not None and qv2 is not None:
                 pool.update((cid, None) for cid, _ in cached.secondary.search(qv2, n))
             bm25 = None
-            if weights[2] > 0 and cached.lexical is not None:
-                bm25 = cached.lexical.scores(query)
-                pool.update((cid, None) for cid, _ in _top_ids(bm25, cached.lexical_ids, n))
+            lex = cached.lexical
+            if weights[2] > 0 and lex is not None:
+                bm25 = lex.index.scores(query)
+                pool.update((cid, None) for cid, _ in _top_ids(bm25, lex.ids, n))
             ids = sorted(pool)
             s1 = cached.index.scores_for(qv, ids)
             ids = [cid for cid in ids if cid in s1]  # not in the index: a write in progress
@@ -158,7 +182,7 @@ class Searcher:
                 primary.append(s1[cid])
                 cosine[(col.id, cid)] = s1[cid]
                 second.append(s2.get(cid, 0.0))
-                row = cached.lexical_rows.get(cid)
+                row = lex.rows.get(cid) if lex is not None else None
                 lexical.append(float(bm25[row]) if bm25 is not None and row is not None else 0.0)
         fused = fuse_scores(keys, [np.array(primary), np.array(second), np.array(lexical)],
                             weights)
@@ -195,32 +219,52 @@ class Searcher:
 
     def _cached(self, col: CollectionRow, *, lexical: bool) -> _Cached:
         """The collection's index (reloaded when another process replaced the file) and its
-        BM25 index (rebuilt when the collection's generation moves)."""
+        BM25 index (rebuilt when the collection's generation moves).
+
+        The checks (file signatures, the generation's query) and a fresh snapshot's use take
+        no lock; a stale or missing snapshot is rebuilt under the collection's load lock."""
         catalog = self.catalog
-        path, path2 = catalog.index_path(col), catalog.secondary_path(col)
-        with self._lock:
-            sig = (file_signature(path), file_signature(path2), col.secondary)
-            cached = self._cache.get(col.id)
+        sig = (file_signature(catalog.index_path(col)), file_signature(catalog.secondary_path(col)),
+               col.secondary)
+        generation = self._generation(col) if lexical else None
+        cached = self._cache.get(col.id)
+        if cached is not None and self._fresh(cached, sig, generation):
+            return cached
+        with self._load_lock(col.id):
+            cached = self._cache.get(col.id)  # another search may have loaded it meanwhile
+            if cached is not None and self._fresh(cached, sig, generation):
+                return cached
             if cached is None or cached.signature != sig:
                 index = catalog.open_indexes(col)
                 cached = _Cached(sig, index.primary, index.secondary)
+            if generation is not None and (cached.lexical is None
+                                           or cached.lexical.generation != generation):
+                cached = replace(cached, lexical=self._lexical(col, generation))
+            with self._lock:
                 self._cache[col.id] = cached
-            if lexical:
-                with catalog.sessions() as s:
-                    generation = s.scalar(select(CollectionRow.generation)
-                                          .where(CollectionRow.id == col.id))
-                if cached.lexical is None or cached.generation != generation:
-                    with catalog.sessions() as s:
-                        rows = s.execute(select(ChunkRow.id, ChunkRow.text, ChunkRow.meta)
-                                         .join(DocumentRow)
-                                         .where(ChunkRow.collection_id == col.id,
-                                                DocumentRow.status == READY)).all()
-                    cached.lexical = BM25Index([Chunk(r.text, heading=(r.meta or {}).get("heading"))
-                                                .embedding_text() for r in rows])
-                    cached.lexical_ids = np.array([r.id for r in rows], dtype=np.int64)
-                    cached.lexical_rows = {r.id: n for n, r in enumerate(rows)}
-                    cached.generation = int(generation or 0)
             return cached
+
+    @staticmethod
+    def _fresh(cached: _Cached, sig: tuple[object, ...], generation: int | None) -> bool:
+        return cached.signature == sig and (generation is None or (
+            cached.lexical is not None and cached.lexical.generation == generation))
+
+    def _generation(self, col: CollectionRow) -> int:
+        with self.catalog.sessions() as s:
+            generation = s.scalar(select(CollectionRow.generation)
+                                  .where(CollectionRow.id == col.id))
+        return int(generation or 0)
+
+    def _lexical(self, col: CollectionRow, generation: int) -> _Lexical:
+        with self.catalog.sessions() as s:
+            rows = s.execute(select(ChunkRow.id, ChunkRow.text, ChunkRow.meta)
+                             .join(DocumentRow)
+                             .where(ChunkRow.collection_id == col.id,
+                                    DocumentRow.status == READY)).all()
+        index = BM25Index([Chunk(r.text, heading=(r.meta or {}).get("heading")).embedding_text()
+                           for r in rows])
+        return _Lexical(generation, index, np.array([r.id for r in rows], dtype=np.int64),
+                        {r.id: n for n, r in enumerate(rows)})
 
 
 def _top_ids(scores: np.ndarray, ids: np.ndarray | None, k: int) -> list[tuple[int, float]]:

@@ -70,19 +70,25 @@ class _VectorCache:
         self._lock = threading.Lock()
 
     def embed(self, embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+        """The lock covers the dictionary only, never the embedding; the vectors are collected
+        as they are found, so another turn's eviction in between cannot lose one."""
+        found: dict[str, np.ndarray] = {}
         with self._lock:
-            missing = [t for t in dict.fromkeys(texts) if (embedder.name, t) not in self._items]
+            for t in dict.fromkeys(texts):
+                vec = self._items.get((embedder.name, t))
+                if vec is not None:
+                    self._items.move_to_end((embedder.name, t))
+                    found[t] = vec
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
         if missing:
             vectors = np.asarray(embedder.embed_documents(missing), dtype=np.float32)
+            found.update(zip(missing, vectors, strict=True))
             with self._lock:
                 for text, vec in zip(missing, vectors, strict=True):
                     self._items[(embedder.name, text)] = vec
                 while len(self._items) > self._size:
                     self._items.popitem(last=False)
-        with self._lock:
-            for t in texts:
-                self._items.move_to_end((embedder.name, t))
-            return np.stack([self._items[(embedder.name, t)] for t in texts])
+        return np.stack([found[t] for t in texts])
 
 
 _cache = _VectorCache()

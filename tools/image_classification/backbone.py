@@ -156,7 +156,11 @@ class Backbone:
 
 
 def load_backbone() -> Backbone:
-    """The optimised network, built once per process (thread-safe)."""
+    """The optimised network, built once per process (thread-safe). Only the build holds the
+    lock; a forward pass takes none (torch inference on an eval-mode module is thread-safe)."""
+    cached = _cache.get("backbone")
+    if isinstance(cached, Backbone):
+        return cached
     with _lock:
         cached = _cache.get("backbone")
         if cached is None:

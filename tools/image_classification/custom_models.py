@@ -103,21 +103,21 @@ class ImageModelStore(VersionedStore):
             raise NotFound(f"no custom image model named {name!r} (available: {available})")
         meta = self.meta(name, version)
         key = (name, version, str(meta.get("created_at")))  # a retrained v1 is not the old v1
-        with self._lock:
+        with self._lock:  # the lookup only: loading one model holds up no other model's calls
             cached = self._loaded.get(key)
-            if cached is not None:
-                return cached
-            try:
-                labels = [str(x) for x in meta["labels"]]
-                method = str(meta["method"])
-                net = build_net(method, len(labels), int(meta.get("input", {}).get("size", 32)))
-                state = torch.load(self.path(name, version) / "model.pt",
-                                   map_location="cpu", weights_only=True)
-                net.load_state_dict(state)
-            except (KeyError, OSError, RuntimeError, ValueError, InvalidInput) as exc:
-                raise ModelError(f"custom image model {name!r} v{version} cannot be loaded: "
-                                 f"{exc}") from exc
-            model = CustomClassifier(name=name, version=version, method=method, labels=labels,
-                                     meta=meta, net=net.eval())
-            self._loaded[key] = model
-            return model
+        if cached is not None:
+            return cached
+        try:
+            labels = [str(x) for x in meta["labels"]]
+            method = str(meta["method"])
+            net = build_net(method, len(labels), int(meta.get("input", {}).get("size", 32)))
+            state = torch.load(self.path(name, version) / "model.pt",
+                               map_location="cpu", weights_only=True)
+            net.load_state_dict(state)
+        except (KeyError, OSError, RuntimeError, ValueError, InvalidInput) as exc:
+            raise ModelError(f"custom image model {name!r} v{version} cannot be loaded: "
+                             f"{exc}") from exc
+        model = CustomClassifier(name=name, version=version, method=method, labels=labels,
+                                 meta=meta, net=net.eval())
+        with self._lock:  # two first calls may both load it: the first one stored is used
+            return self._loaded.setdefault(key, model)

@@ -35,6 +35,9 @@ def knowledge_base(settings: Any) -> KnowledgeBase:
     ks = knowledge_settings(settings)
     key = (settings.db_url, str(index_dir(settings)), settings.embedder.name,
            settings.embedder.threads, ks.model_dump_json())
+    kb = _bases.get(key)  # built once per key: a search looks it up without the lock
+    if kb is not None:
+        return kb
     with _lock:
         kb = _bases.get(key)
         if kb is None:

@@ -111,13 +111,14 @@ def load_model(settings: Settings, tenant: str) -> RecModel | None:
         mtime = path.stat().st_mtime_ns
     except FileNotFoundError:
         return None
-    with _LOCK:
+    with _LOCK:  # the lookup only: reading a file must not hold up other tenants' lookups
         cached = _CACHE.get(path)
-        if cached and cached[0] == mtime:
-            return cached[1]
-        model = read_model(path)
+    if cached and cached[0] == mtime:
+        return cached[1]
+    model = read_model(path)  # two first calls may both read it; either result is the file's
+    with _LOCK:
         _CACHE[path] = (mtime, model)
-        return model
+    return model
 
 
 SEED_VECTORS = Path(__file__).parent / "data" / "demo_vectors.npz"
