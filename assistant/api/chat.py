@@ -43,7 +43,8 @@ def sse_line(data: dict[str, Any], event: str | None = None) -> bytes:
     return f"{head}data: {json.dumps(data, ensure_ascii=False, default=str)}\n\n".encode()
 
 
-async def _sse(turn: TurnRun) -> AsyncIterator[bytes]:
+async def sse_events(turn: TurnRun) -> AsyncIterator[bytes]:
+    """The turn's events as SSE lines (``event: <type>``), ``: ping`` for keep-alives."""
     async with contextlib.aclosing(turn.events()) as events:
         async for event in events:
             if isinstance(event, KeepAlive):
@@ -96,14 +97,14 @@ async def chat(body: ChatRequest, request: Request, principal: ChatKey, runtime:
         language = detect_language(body.message)
         return ClosingStreamingResponse(
             queued_stream(ticket, runtime.settings.server.keepalive_s, start,
-                          lambda position, retry: place_event(position, retry, language), _sse,
+                          lambda position, retry: place_event(position, retry, language), sse_events,
                           lambda exc: error_event(exc, language)),
             media_type="text/event-stream", headers=SSE_HEADERS)
     if not ticket.running:
         await wait_for_turn(ticket)
     turn = await start()
     if body.stream:
-        return ClosingStreamingResponse(_sse(turn), turn=turn, media_type="text/event-stream",
+        return ClosingStreamingResponse(sse_events(turn), turn=turn, media_type="text/event-stream",
                                         headers=SSE_HEADERS)
     await turn.collect()
     if turn.done is None:

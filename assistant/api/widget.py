@@ -10,7 +10,6 @@ header so the widget can show why. The publishable key and the learner token tra
 
 from __future__ import annotations
 
-import contextlib
 import json
 from typing import Annotated, Any
 
@@ -20,16 +19,14 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import select
 
-from assistant.api.chat import error_event, place_event, sse_line
+from assistant.api.chat import error_event, place_event, sse_events
 from assistant.api.cors import widget_cors
 from assistant.api.errors import describe_errors, mentorly_error_response
 from assistant.api.limits import admit, attributed, quota_response
 from assistant.api.turns import (
     _END,
     SSE_HEADERS,
-    SSE_PING,
     ClosingStreamingResponse,
-    KeepAlive,
     TurnRun,
     admit_turn,
     begin_turn,
@@ -37,7 +34,6 @@ from assistant.api.turns import (
 )
 from assistant.api.uploads import _refuse_oversized_body, read_upload
 from assistant.errors import InvalidInput, MentorlyError, PayloadTooLarge
-from assistant.events import to_dict
 from assistant.language import detect_language
 from assistant.quotas import QuotaExceeded
 from assistant.runtime import Runtime
@@ -130,16 +126,6 @@ def _latest_conversation(runtime: Runtime, learner: Learner, limit: int = 20) ->
         return conv.id, [{"role": m.role, "content": m.content} for m in reversed(rows)]
 
 
-async def _events(turn: TurnRun) -> Any:
-    async with contextlib.aclosing(turn.events()) as events:
-        async for event in events:
-            if isinstance(event, KeepAlive):
-                yield SSE_PING
-                continue
-            data = to_dict(event)
-            yield sse_line(data, data["type"])
-
-
 @router.post("/widget/api/chat", include_in_schema=False)
 async def widget_chat(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
@@ -169,14 +155,14 @@ async def widget_chat(request: Request) -> Response:
         language = detect_language(body.message)
         return ClosingStreamingResponse(
             queued_stream(ticket, runtime.settings.server.keepalive_s, start,
-                          lambda position, retry: place_event(position, retry, language), _events,
+                          lambda position, retry: place_event(position, retry, language), sse_events,
                           lambda exc: error_event(exc, language)),
             media_type="text/event-stream", headers=headers)
     try:
         turn = await start()
     except MentorlyError as exc:
         return _error(request, exc)
-    return ClosingStreamingResponse(_events(turn), turn=turn, media_type="text/event-stream",
+    return ClosingStreamingResponse(sse_events(turn), turn=turn, media_type="text/event-stream",
                                     headers=headers)
 
 
