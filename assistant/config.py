@@ -155,6 +155,15 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=default_home)
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite under home")
+    database_auto_upgrade: bool = Field(
+        False, description="serve on an older database schema upgrades it first (`mentorly db "
+        "upgrade`); false: refuse to start and name the command")
+    redis_url: str | None = Field(
+        None, description="redis://host:port/db: per-minute rate limits are counted in Redis; "
+        "default: in the database (either way shared by every replica)")
+    shared_dir: Path | None = Field(
+        None, description="a folder every replica mounts, for uploads and trained models "
+        "(image, text, recommender); default: home. Replicas keep only caches in home")
     plugins: list[str] | None = Field(
         None, description="plugin names to load; default: built-ins and installed entry points"
     )
@@ -202,15 +211,26 @@ class Settings(BaseSettings):
         return self.home / "models"
 
     @property
+    def shared_root(self) -> Path:
+        """Where files every replica must see live: ``shared_dir``, else ``home``."""
+        return self.shared_dir or self.home
+
+    @property
+    def trained_models_dir(self) -> Path:
+        """Models trained here (tenants' image and text classifiers, recommenders): shared."""
+        return self.shared_root / "models"
+
+    @property
     def uploads_dir(self) -> Path:
-        return self.home / "uploads"
+        return self.shared_root / "uploads"
 
     @property
     def cache_dir(self) -> Path:
         return self.home / "cache"
 
     def ensure_dirs(self) -> None:
-        for d in (self.home, self.models_dir, self.uploads_dir, self.cache_dir):
+        for d in (self.home, self.models_dir, self.trained_models_dir, self.uploads_dir,
+                  self.cache_dir):
             try:
                 d.mkdir(parents=True, exist_ok=True)
             except OSError as exc:

@@ -17,13 +17,12 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
     create_engine,
     event,
-    inspect,
-    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
@@ -90,6 +89,11 @@ class ChunkRow(KnowledgeTables):
     ordinal: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The chunk's unit vectors (float32 bytes) from the collection's primary and secondary
+    # embedders: the database is the source of truth, each replica's FAISS files a cache of it.
+    # NULL only in rows from before migration 0002, until the collection is backfilled.
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, default=None)
+    vector2: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, default=None)
 
     document: Mapped[DocumentRow] = relationship(back_populates="chunks")
 
@@ -102,26 +106,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-_ADDED_COLUMNS = {"kb_collections": {"secondary": "VARCHAR(300)", "secondary_dim": "INTEGER"}}
-
-
-def _add_missing_columns(engine: Engine) -> None:
-    """Nullable columns added after a database was created (``create_all`` adds tables, not
-    columns); existing collections keep NULL there, i.e. no secondary index."""
-    insp = inspect(engine)
-    for table, columns in _ADDED_COLUMNS.items():
-        have = {c["name"] for c in insp.get_columns(table)}
-        missing = {n: t for n, t in columns.items() if n not in have}
-        if missing:
-            with engine.begin() as conn:
-                for name, sql_type in missing.items():
-                    conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}"))
-
-
 def make_sessionmaker(url: str) -> sessionmaker:
     engine: Engine = create_engine(url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
+    # A new database gets the tables here; an existing one is upgraded by the migrations
+    # (``mentorly db upgrade``), never by ALTERs at start-up.
     KnowledgeTables.metadata.create_all(engine)
-    _add_missing_columns(engine)
     return sessionmaker(engine, expire_on_commit=False)
