@@ -62,6 +62,7 @@ def install_metering(runtime: Runtime) -> Billing:
     billing = runtime.usage_hooks.find(Billing)
     if billing is None:
         meter = Meter(runtime.db)
-        billing = Billing(meter, Quotas(runtime.settings.quotas, meter))
+        billing = Billing(meter, Quotas(runtime.settings.quotas, meter,
+                                        redis_url=runtime.settings.redis_url))
         runtime.usage_hooks.register(billing)
     return billing

@@ -1,5 +1,6 @@
 """The web service's core: one FastAPI app with the developer API (``/api``, ``/v1``,
-``/metrics``, ``/widget``) and the MCP endpoint (``/mcp``). The composition root
+``/metrics``, ``/widget``), the MCP endpoint (``/mcp``) and the probes (``/healthz``: alive;
+``/readyz``: ready for traffic, ``assistant.api.readiness``). The composition root
 (``mentorly_app.web``) adds the chat UI at ``/ui`` and names the widget's static files.
 
 Errors are mapped to HTTP in one place (``assistant.api.errors``), with one JSON shape.
@@ -20,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from assistant.api import install_api
 from assistant.api.auth import authenticate_request
 from assistant.api.errors import error_body, install_error_handlers, mentorly_error_response
+from assistant.api.readiness import install_readiness
 from assistant.errors import MentorlyError
 from assistant.mcp_server import McpEndpoint
 from assistant.runtime import Runtime
@@ -86,7 +88,10 @@ def create_app(runtime: Runtime, *, widget_static: Path | None = None) -> FastAP
 
     @app.get("/healthz", operation_id="health", tags=["service"])
     async def healthz() -> dict[str, Any]:
+        """Liveness: the process answers (nothing else is checked; see ``/readyz``)."""
         return {"status": "ok", "tools": runtime.registry.names()}
+
+    install_readiness(app)  # GET /readyz: database, schema, models, knowledge caches
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

@@ -31,6 +31,8 @@ def check_response(response: Any, label: str) -> None:
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     plain_server, plain_app = serve(make_runtime(tmp_path_factory.mktemp("st-plain")))
     tools_server, tools_app = serve(make_runtime(tmp_path_factory.mktemp("st-tools"), tools=True))
+    for app in (plain_app, tools_app):  # /readyz answers 200 once the models are loaded
+        _ = app.state.runtime.router
     plain_key, _ = plain_app.state.keys.create("fuzz", "admin")
     tools_key, _ = tools_app.state.keys.create("fuzz", "tools")
     yield {"plain": (plain_server.url, plain_key), "tools": (tools_server.url, tools_key),
@@ -39,7 +41,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
     tools_server.stop()
 
 
-OPERATIONS = ["health", "metrics", "create_upload", "chat", "get_conversation", "list_tools", "call_tool",
+OPERATIONS = ["health", "ready", "metrics", "create_upload", "chat", "get_conversation", "list_tools", "call_tool",
               "list_models", "create_chat_completion",
               "usage", "audit_log"]  # issue 8: metering and the audit log
 

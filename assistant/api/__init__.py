@@ -22,7 +22,7 @@ from assistant.api.request_ids import RequestIds
 from assistant.api.widget import MAX_BODY as WIDGET_MAX_BODY
 from assistant.api.widget_static import static_router
 from assistant.runtime import Runtime
-from assistant.security import KeyStore, RateLimiter
+from assistant.security import KeyStore, make_limiter
 
 
 def install_api(app: FastAPI, runtime: Runtime, *, widget_static: Path | None = None) -> Metrics:
@@ -30,7 +30,10 @@ def install_api(app: FastAPI, runtime: Runtime, *, widget_static: Path | None = 
     (``/widget.js``...) only when the composition root names their folder, ``widget_static``."""
     app.state.runtime = runtime
     app.state.keys = KeyStore(runtime.db)
-    app.state.limiter = RateLimiter(runtime.settings.api.rate_limit_per_minute)
+    # one budget per key across /api, /v1 and /mcp (the MCP endpoint gets this limiter too),
+    # counted in the database or Redis so every replica sees the same counts
+    app.state.limiter = make_limiter(runtime.settings.api.rate_limit_per_minute, db=runtime.db,
+                                     redis_url=runtime.settings.redis_url, scope="api")
     app.state.metrics = Metrics()
     app.state.metrics.watch_turns(lambda: runtime.turn_gate.state())
     app.state.tool_runner = tools.ToolRunner()

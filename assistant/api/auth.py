@@ -50,7 +50,7 @@ async def authenticate_request(authorization: str | None, keys: KeyStore, limite
     principal = keys.cached(token) if keys.cache_is_cheap else None
     if principal is None:
         principal = await anyio.to_thread.run_sync(keys.lookup, token)
-    limiter.check(principal.key_id or principal.tenant)
+    await limiter.acheck(principal.key_id or principal.tenant)
     return principal
 
 

@@ -17,7 +17,8 @@ from assistant.quotas import QuotaExceeded, Quotas
 
 
 async def run_check(quotas: Quotas, *, tenant: str, user: str, key: str) -> None:
-    """Check quotas; only daily limits read the database, so only they need a worker thread."""
+    """Check quotas in a worker thread when that does I/O (daily limits read the usage table,
+    per-minute limits count in the database or Redis); with no limit set, inline."""
     if quotas.needs_database:
         await anyio.to_thread.run_sync(lambda: quotas.check(tenant=tenant, user=user, key=key))
     else:

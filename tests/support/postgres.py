@@ -9,10 +9,12 @@ skipped with that reason (never silently passed).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -111,15 +113,32 @@ class PostgresServer:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def postmaster_pid(self) -> int | None:
+        """The server's own pid (under root ``proc`` is ``runuser``, which does not pass
+        signals on)."""
+        try:
+            return int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
     def stop(self, *, fast: bool = True) -> None:
-        """Stop the server (``fast``: SIGINT, the server's fast shutdown)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(2 if fast else 15)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        """Stop the server (``fast``: SIGINT, the server's fast shutdown) and wait for it."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        pid = self.postmaster_pid()
+        target = pid if pid is not None else self.proc.pid
+        try:
+            os.kill(target, signal.SIGINT if fast else signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            self.proc.kill()
+            self.proc.wait()
 
     def restart(self) -> None:
         """Start again on the same data folder and port (after ``stop``)."""

@@ -54,6 +54,11 @@ def settings_sections() -> list[type]:
 @hookimpl
 def register_routes(app: Any, runtime: Any) -> None:
     """``/api/knowledge``: upload, list, delete, search (the ``knowledge`` scope)."""
+    from assistant.api.readiness import readiness_of
+
+    from . import service
     from .api import install
 
     install(app, runtime)
+    # /readyz: this replica's caches of the collections it has opened are in sync
+    readiness_of(app).watch_knowledge(lambda: service.open_bases(runtime.settings))

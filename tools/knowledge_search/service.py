@@ -31,6 +31,13 @@ def index_dir(settings: Any) -> Path:
     return Path(settings.home) / "indexes"
 
 
+def open_bases(settings: Any) -> list[KnowledgeBase]:
+    """The knowledge bases this process has opened for these settings' database and index
+    folder (none are opened here): what ``/readyz`` checks."""
+    db_url, folder = settings.db_url, str(index_dir(settings))
+    return [kb for key, kb in list(_bases.items()) if key[0] == db_url and key[1] == folder]
+
+
 def knowledge_base(settings: Any) -> KnowledgeBase:
     ks = knowledge_settings(settings)
     key = (settings.db_url, str(index_dir(settings)), settings.embedder.name,
