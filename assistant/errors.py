@@ -48,6 +48,11 @@ class ConfigError(MentorlyError):
     error_type = "config_error"
 
 
+class SchemaOutdated(ConfigError):
+    """The database schema is older than the code (or from before migrations): the operator
+    backs it up and runs ``mentorly db upgrade``, or enables ``database_auto_upgrade``."""
+
+
 class ModelError(MentorlyError):
     """A model is missing, corrupted or failed to load or run."""
 

@@ -120,4 +120,5 @@ def build_runtime(
         configure(registry)
     uploads = UploadStore(settings.uploads_dir, settings.uploads.max_bytes, settings.uploads.max_pixels)
     return Runtime(settings=settings, plugin_manager=pm, registry=registry,
-                   db=shared_database(settings.db_url), uploads=uploads, _backend=backend)
+                   db=shared_database(settings.db_url, auto_upgrade=settings.database_auto_upgrade),
+                   uploads=uploads, _backend=backend)

@@ -1,16 +1,23 @@
+"""The core's database queries, on SQLite and on PostgreSQL (``db_url``); the SQLite file's own
+concerns (its folder, its pragmas) on SQLite only."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from assistant.errors import ConfigError, NotFound
 from assistant.storage import Database
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
-    return Database(f"sqlite:///{tmp_path / 'sub' / 'm.db'}")
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url)
+    yield database
+    database.engine.dispose()
 
 
 def test_users_are_per_tenant_and_created_once(db: Database) -> None:
@@ -20,17 +27,20 @@ def test_users_are_per_tenant_and_created_once(db: Database) -> None:
     assert db.ensure_user("school-a", None).external_id == "anonymous"
 
 
-def test_messages_keep_order_and_survive_reopening(db: Database, tmp_path: Path) -> None:
+def test_messages_keep_order_and_survive_reopening(db: Database, db_url: str) -> None:
     user = db.ensure_user("t", "u")
     conv = db.open_conversation("t", user, None, title="first question")
     db.add_messages(conv.id, [("user", "hi", {}), ("assistant", "hello", {"route": {"tool": None}})])
     db.add_messages(conv.id, [("user", "again", {}), ("assistant", "yes", {})])
-    reopened = Database(f"sqlite:///{tmp_path / 'sub' / 'm.db'}")
-    rows = reopened.messages("t", conv.id)
-    assert [(m.seq, m.role, m.content) for m in rows] == [
-        (0, "user", "hi"), (1, "assistant", "hello"), (2, "user", "again"), (3, "assistant", "yes")]
-    assert rows[1].meta == {"route": {"tool": None}}
-    assert [m.content for m in reopened.history(conv.id, limit=2)] == ["again", "yes"]
+    reopened = Database(db_url)
+    try:
+        rows = reopened.messages("t", conv.id)
+        assert [(m.seq, m.role, m.content) for m in rows] == [
+            (0, "user", "hi"), (1, "assistant", "hello"), (2, "user", "again"), (3, "assistant", "yes")]
+        assert rows[1].meta == {"route": {"tool": None}}
+        assert [m.content for m in reopened.history(conv.id, limit=2)] == ["again", "yes"]
+    finally:
+        reopened.engine.dispose()
 
 
 def test_tenants_and_users_cannot_reach_each_others_conversations(db: Database) -> None:
@@ -48,3 +58,30 @@ def test_tenants_and_users_cannot_reach_each_others_conversations(db: Database) 
 def test_a_bad_database_url_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="cannot open database"):
         Database("nosuchdialect://x")
+
+
+def test_an_unreachable_server_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="cannot open database"):
+        Database("postgresql+psycopg://postgres@127.0.0.1:1/nothing")
+
+
+def test_the_sqlite_folder_is_created(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'sub' / 'deeper' / 'm.db'}")
+    db.ensure_user("t", "u")
+    assert (tmp_path / "sub" / "deeper" / "m.db").is_file()
+    db.engine.dispose()
+
+
+def test_a_sqlite_folder_that_cannot_be_created_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(ConfigError, match="cannot create the database folder"):
+        Database(f"sqlite:///{tmp_path / 'file' / 'm.db'}")
+
+
+def test_sqlite_connections_use_wal_and_enforce_foreign_keys(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'm.db'}")
+    with db.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert conn.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL
+    db.engine.dispose()

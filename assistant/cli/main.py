@@ -94,7 +94,7 @@ def _database(ctx: click.Context) -> Database:
 
     settings = _settings(ctx)
     settings.ensure_dirs()
-    return shared_database(settings.db_url)
+    return shared_database(settings.db_url, auto_upgrade=settings.database_auto_upgrade)
 
 
 @click.group(cls=MentorlyGroup)

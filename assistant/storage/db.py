@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -10,11 +11,12 @@ from typing import Any
 
 from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from assistant.errors import ConfigError, NotFound
 from assistant.storage.models import Base, Conversation, Message, Tenant, User
+from assistant.storage.schema import ensure_schema
 
 ANONYMOUS = "anonymous"
 
@@ -68,7 +70,12 @@ def ensure_tenant(session: Session, tenant: str) -> None:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    """The core's database: an engine, its sessions, and the schema checked on opening (see
+    ``assistant.storage.schema.ensure_schema``: a new database is created at the current
+    schema; an older one is upgraded when ``auto_upgrade``, else refused with
+    ``SchemaOutdated``)."""
+
+    def __init__(self, url: str, *, auto_upgrade: bool = False) -> None:
         if url.startswith("sqlite:///"):
             folder = Path(url.removeprefix("sqlite:///")).parent
             try:
@@ -85,10 +92,19 @@ class Database:
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
-            Base.metadata.create_all(self.engine)
-        except OperationalError as exc:  # e.g. SQLite in a read-only folder, a server refusing us
+            ensure_schema(self.engine, auto_upgrade=auto_upgrade)
+        except DBAPIError as exc:  # e.g. SQLite in a read-only folder, a server refusing us
+            self.engine.dispose()
             raise ConfigError(f"cannot open database {url.split('@')[-1]}: {exc.orig}") from exc
+        except BaseException:
+            self.engine.dispose()
+            raise
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """The session factory (for code that manages its own transactions)."""
+        return self._sessions
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -161,11 +177,14 @@ class Database:
 
 
 _SHARED: dict[str, Database] = {}
+_SHARED_LOCK = threading.Lock()
 
 
-def shared_database(url: str) -> Database:
-    """One ``Database`` (engine, pool) per URL per process; plugins use this for their tables."""
-    db = _SHARED.get(url)
-    if db is None:
-        db = _SHARED[url] = Database(url)
-    return db
+def shared_database(url: str, auto_upgrade: bool = False) -> Database:
+    """One ``Database`` (engine, pool) per URL per process; plugins use this for their tables.
+    ``auto_upgrade`` matters to the first call for a URL only: it opens (and checks) it."""
+    with _SHARED_LOCK:
+        db = _SHARED.get(url)
+        if db is None:
+            db = _SHARED[url] = Database(url, auto_upgrade=auto_upgrade)
+        return db

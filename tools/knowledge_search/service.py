@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from assistant.errors import ConfigError, InvalidInput, MentorlyError, NotFound, PayloadTooLarge
+from assistant.storage import shared_database
 from knowledge import (
     CollectionNotFound,
     DocumentNotFound,
@@ -48,6 +49,9 @@ def knowledge_base(settings: Any) -> KnowledgeBase:
     with _lock:
         kb = _bases.get(key)
         if kb is None:
+            # the schema check (and upgrade when the settings allow it) every entry point makes:
+            # an outdated database is refused with the command that upgrades it
+            shared_database(settings.db_url, auto_upgrade=settings.database_auto_upgrade)
             with product_errors():
                 embedder = shared_embedder(settings.embedder.name, settings.embedder.threads)
                 name = ks.secondary_embedder.strip()
