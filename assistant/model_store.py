@@ -1,14 +1,27 @@
 """Versioned custom models, one tree per tenant: ``models/tenants/TENANT/KIND/NAME/vN/``.
 
+The tree is under ``settings.trained_models_dir``, the folder every replica shares
+(``shared_dir/models``; ``home/models`` when ``shared_dir`` is unset, where it always was).
+The packaged, prepared models (the GGUF, the image backbone) stay in each replica's own
+``models_dir``.
+
 A version is written into a hidden folder beside its siblings (``NAME/.partial-…``), its files
 flushed to disk, ``meta.json`` last, then renamed into place in one step: a crash never leaves
-a folder ``vN`` that looks finished. Listing skips versions it cannot read (with a warning)
-instead of failing for every model. Hidden folders that a killed training left behind are
-removed when a store opens, once older than ``STALE_AFTER_S``: a training only creates its
+a folder ``vN`` that looks finished, and another replica reading the same folder sees the old
+versions or the new one, never half of it. Listing skips versions it cannot read (with a
+warning) instead of failing for every model. Hidden folders that a killed training left behind
+are removed when a store opens, once older than ``STALE_AFTER_S``: a training only creates its
 folder at the very end, to write for seconds, so an older one belongs to no live writer.
 
+Nothing about the models on disk is remembered between calls but caches checked against a
+``stat`` (``VersionedStore.stamp``): a version trained or deleted by another process (another
+replica on the same shared folder) is seen on the next call.
+
 Models from before tenancy (``models/KIND/NAME/``) belong to the default tenant: they move to
-its tree, once, the first time a tenant's store of that kind is asked for in a process.
+its tree, once, the first time a tenant's store of that kind is asked for in a process. When
+``shared_dir`` is set, models trained before it was (``home/models/tenants/…``, the presets in
+``home/models/KIND/``, see ``adopt_local``) move into the shared folder the same way, unless
+the shared folder already has a model of that name.
 """
 
 from __future__ import annotations
@@ -72,53 +85,134 @@ def tenant_dir(tenant: str) -> str:
     return "_" + hashlib.sha256(tenant.encode("utf-8")).hexdigest()[:32]
 
 
+def trained_root(settings: Any) -> Path:
+    """Where trained models live: ``settings.trained_models_dir`` (the shared folder), or the
+    ``models_dir`` of a settings object that has no such property (a plugin's stand-in)."""
+    shared = getattr(settings, "trained_models_dir", None)
+    return Path(shared if shared is not None else settings.models_dir)
+
+
+def _local_differs(settings: Any) -> bool:
+    """True when trained models are shared elsewhere than this replica's ``models_dir``."""
+    local, shared = Path(settings.models_dir), trained_root(settings)
+    try:
+        return local.resolve() != shared.resolve()
+    except OSError:
+        return local != shared
+
+
 def tenant_root(settings: Any, kind: str, tenant: str, *, keep: Iterable[str] = ()) -> Path:
     """Where ``tenant``'s models of ``kind`` live. Moves the legacy un-tenanted models of that
     kind to the default tenant first (once per process); ``keep`` names stay where they are
     (shared presets that belong to no tenant)."""
     folder = tenant_dir(tenant)
     migrate_legacy(settings, kind, keep=keep)
-    return Path(settings.models_dir) / "tenants" / folder / kind
+    return trained_root(settings) / "tenants" / folder / kind
 
 
-_migrated: set[Path] = set()
+def preset_root(settings: Any, kind: str, names: Iterable[str]) -> Path:
+    """The folder of ``kind``'s presets (models of no tenant, e.g. the text ``sentiment``):
+    ``trained_models_dir/KIND``. Presets a replica prepared in its own ``models_dir`` before
+    ``shared_dir`` was set move there when the shared folder has none of that name."""
+    root = trained_root(settings) / kind
+    local = Path(settings.models_dir) / kind
+    if _local_differs(settings) and _first_time(local, root):
+        for name in names:
+            if adopt_local(local / name, root / name):
+                log.info("moved the %s preset %r from %s to the shared folder %s", kind, name,
+                         local, root)
+    return root
+
+
+_migrated: set[tuple[Path, Path]] = set()
 _migrate_lock = threading.Lock()
 
 
-def migrate_legacy(settings: Any, kind: str, *, keep: Iterable[str] = ()) -> list[str]:
-    """Move ``models/KIND/NAME/`` folders to the default tenant's tree; returns the names
-    moved. Each move is one rename, so replicas that migrate at once cannot split a model."""
-    legacy = Path(settings.models_dir) / kind
+def _first_time(source: Path, target: Path) -> bool:
+    """True the first time a process asks about this move (later calls cost nothing)."""
     with _migrate_lock:
-        if legacy in _migrated:
-            return []
-        _migrated.add(legacy)
-    if not legacy.is_dir():
-        return []
+        if (source, target) in _migrated:
+            return False
+        _migrated.add((source, target))
+        return True
+
+
+def migrate_legacy(settings: Any, kind: str, *, keep: Iterable[str] = ()) -> list[str]:
+    """Move ``models/KIND/NAME/`` folders to the default tenant's tree, and, when
+    ``shared_dir`` is set, this replica's ``home/models/tenants/*/KIND/NAME`` to the shared
+    tree; returns the names moved. Each move is one rename (or a copy renamed into place
+    across file systems), so replicas that migrate at once cannot split a model."""
+    legacy = Path(settings.models_dir) / kind
+    root = trained_root(settings)
     owner = getattr(settings, "default_tenant", None) or LEGACY_TENANT
-    target = Path(settings.models_dir) / "tenants" / tenant_dir(owner) / kind
-    kept = set(keep)
+    target = root / "tenants" / tenant_dir(owner) / kind
     moved: list[str] = []
-    for folder in sorted(legacy.iterdir()):
-        if not folder.is_dir() or folder.name in kept or not NAME_RE.match(folder.name):
-            continue
-        destination = target / folder.name
-        if destination.exists():
-            log.warning("legacy %s model %s not moved: %s already exists", kind, folder, destination)
-            continue
-        target.mkdir(parents=True, exist_ok=True)
-        try:
-            folder.rename(destination)
-        except FileNotFoundError:
-            continue  # another process moved it first
-        except OSError as exc:
-            log.warning("legacy %s model %s not moved to %s: %s", kind, folder, destination, exc)
-            continue
-        moved.append(folder.name)
-    if moved:
-        log.info("moved %d %s model(s) from %s to tenant %r: %s", len(moved), kind, legacy, owner,
-                 ", ".join(moved))
+    if _first_time(legacy, target) and legacy.is_dir():
+        moved += _move_names(legacy, target, kind, skip=set(keep), owner=owner)
+    local_tenants = Path(settings.models_dir) / "tenants"
+    if _local_differs(settings) and _first_time(local_tenants / "*" / kind, root) \
+            and local_tenants.is_dir():
+        for tenant in sorted(local_tenants.iterdir()):
+            if tenant.is_dir() and (tenant / kind).is_dir():
+                moved += _move_names(tenant / kind, root / "tenants" / tenant.name / kind, kind,
+                                     skip=set(), owner=tenant.name)
     return moved
+
+
+def _move_names(source: Path, target: Path, kind: str, *, skip: set[str],
+                owner: str) -> list[str]:
+    moved = []
+    for folder in sorted(source.iterdir()):
+        if not folder.is_dir() or folder.name in skip or not NAME_RE.match(folder.name):
+            continue
+        if adopt_local(folder, target / folder.name):
+            moved.append(folder.name)
+    if moved:
+        log.info("moved %d %s model(s) from %s to %s (tenant %r): %s", len(moved), kind, source,
+                 target, owner, ", ".join(moved))
+    return moved
+
+
+def adopt_local(source: Path, destination: Path) -> bool:
+    """Move the folder ``source`` to ``destination`` unless that already exists; True when
+    moved. On one file system it is one rename; across file systems (a replica's home and the
+    shared folder) the folder is copied into a hidden ``.partial-`` folder beside
+    ``destination``, renamed into place, and only then removed from ``source``: a reader sees
+    the whole model or none of it, and when two replicas move at once the first rename wins
+    and the other copy is dropped (its source stays where it was, unused)."""
+    if not source.is_dir():
+        return False
+    if destination.exists():
+        log.warning("%s not moved: %s already exists", source, destination)
+        return False
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        source.rename(destination)
+        return True
+    except FileNotFoundError:
+        return False  # another process moved it first
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EEXIST, errno.ENOTEMPTY):
+            log.warning("%s not moved to %s: %s", source, destination, exc)
+            return False
+        if exc.errno != errno.EXDEV:
+            return False  # the destination appeared meanwhile
+    copy = destination.parent / f"{TEMP_PREFIX}moving-{destination.name}-{uuid.uuid4().hex[:8]}"
+    try:
+        shutil.copytree(source, copy)
+        os.utime(copy)  # copytree copies the old mtime: clean_stale must not take it for stale
+        for file in copy.rglob("*"):
+            if file.is_file():
+                fsync_file(file)
+        copy.rename(destination)
+    except OSError as exc:
+        shutil.rmtree(copy, ignore_errors=True)
+        if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+            log.warning("%s not copied to %s: %s", source, destination, exc)
+        return False
+    fsync_dir(destination.parent)
+    shutil.rmtree(source, ignore_errors=True)
+    return True
 
 
 @dataclass(frozen=True)
@@ -138,6 +232,13 @@ class Saved:
     meta: dict[str, Any]
 
 
+Stamp = tuple[int, int, int, int]
+
+
+def _stamp(st: os.stat_result) -> Stamp:
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
 _stores: dict[tuple[type, Path], Any] = {}
 _stores_lock = threading.Lock()
 
@@ -152,7 +253,7 @@ class VersionedStore:
         self.root = Path(root)
         self.weights = weights
         self.label = label
-        self._meta_cache: dict[Path, tuple[tuple[int, int], dict[str, Any] | None]] = {}
+        self._meta_cache: dict[Path, tuple[Stamp, dict[str, Any] | None]] = {}
         self._warned: set[tuple[Path, str]] = set()
         self._write_lock = threading.Lock()
         self.clean_stale(stale_after_s)
@@ -201,7 +302,7 @@ class VersionedStore:
         except OSError:
             self._warn(version_dir, f"no {META} (an interrupted save?)")
             return None
-        stamp = (st.st_mtime_ns, st.st_size)
+        stamp = _stamp(st)
         cached = self._meta_cache.get(path)
         if cached is not None and cached[0] == stamp:
             return cached[1]
@@ -219,6 +320,16 @@ class VersionedStore:
             data = None
         self._meta_cache[path] = (stamp, data)
         return data
+
+    def stamp(self, name: str, version: int) -> Stamp | None:
+        """What tells this version's files from any other that had the same name and number
+        (a delete and a retrain, here or on another replica): the inode, modification time and
+        size of its ``meta.json``, which a commit writes anew and renames into place. None
+        when the version is gone. Loaded-model caches key on it: one ``stat`` per call."""
+        try:
+            return _stamp((self.path(name, version) / META).stat())
+        except OSError:
+            return None
 
     def versions(self, name: str) -> list[int]:
         """The complete, readable versions of ``name``, oldest first."""

@@ -5,6 +5,12 @@ name), and the pixel count read from the header. Only then is its first frame de
 to refuse truncated or corrupt files. Files live under ``root/tenant/id.ext`` where ``id`` is
 random and ``ext`` comes from the detected type, so no part of the path is chosen by the user;
 a JSON sidecar ``id.json`` keeps the metadata. Another tenant's id reads as unknown.
+
+The files are the whole state: no index in memory, so replicas that share ``root``
+(``settings.uploads_dir``, under ``shared_dir``) see each other's uploads at once. Both files
+are written atomically, the image first and the sidecar last (an id is readable only once its
+image is complete); a delete removes the sidecar first (the id is unknown from then on, on
+every replica), then the image.
 """
 
 from __future__ import annotations
@@ -200,8 +206,8 @@ class UploadStore:
 
     def delete(self, tenant: str, upload_id: str) -> None:
         upload = self.get(tenant, upload_id)
-        upload.path.unlink(missing_ok=True)
         (upload.path.parent / f"{upload_id}.json").unlink(missing_ok=True)
+        upload.path.unlink(missing_ok=True)
 
     def _tenant_dir(self, tenant: str) -> Path:
         if not isinstance(tenant, str) or not _TENANT_RE.match(tenant) or tenant in {".", ".."}:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import gradio as gr
 import pytest
 
+from assistant.config import load_settings
 from assistant.events import Done, ErrorEvent, SourcesEvent, StepFinished, StepStarted, TextDelta
+from assistant.llm.fake import FakeBackend
 from assistant.reasons import Reason as R
 from assistant.reasons import render, route_fields
-from assistant.runtime import Runtime
+from assistant.runtime import Runtime, build_runtime
 from tests.test_ui_support import (
     answer_text,
     as_dicts,
@@ -21,7 +24,7 @@ from tests.test_ui_support import (
     steps,
 )
 from ui.chat import (
-    ConversationIds,
+    PageState,
     TurnView,
     format_provenance,
     is_new_conversation,
@@ -31,8 +34,13 @@ from ui.chat import (
 )
 
 
-def _request(session: str = "session-a") -> gr.Request:
-    return gr.Request(session_hash=session)
+def _request(session: str = "session-a", username: str | None = None) -> gr.Request:
+    return gr.Request(session_hash=session, username=username)
+
+
+def _conversation(output: tuple[list, str]) -> str | None:
+    """The conversation a chat output's page state continues."""
+    return PageState.decode(output[1]).conversation_id
 
 
 @pytest.fixture(scope="module")
@@ -149,37 +157,49 @@ def test_provenance_leaves_out_what_the_tool_did_not_report() -> None:
 def test_a_text_turn_streams_cumulative_output_and_keeps_the_conversation(text_runtime) -> None:
     runtime, backend = text_runtime
     backend.add("Photosynthesis turns light into sugar.", "You asked about photosynthesis.")
-    ids = ConversationIds()
-    chat = make_chat_fn(runtime, conversations=ids)
-    outputs = list(chat({"text": "What is photosynthesis?", "files": []}, [], "en",
+    chat = make_chat_fn(runtime)
+    outputs = list(chat({"text": "What is photosynthesis?", "files": []}, [], "en", "",
                         _request("s1")))
     texts = [answer_text(o) for o in outputs]
     assert len(outputs) >= 4  # one yield per streamed piece, then the final state
     assert all(b.startswith(a) for a, b in zip(texts, texts[1:], strict=False))
     assert texts[-1] == "Photosynthesis turns light into sugar."
-    first_id = ids.get("s1")
+    first_id = _conversation(outputs[-1])
     assert first_id is not None
 
     history = [{"role": "user", "content": "What is photosynthesis?"},
                {"role": "assistant", "content": texts[-1]}]
-    final = list(chat("What did I ask?", history, "en", _request("s1")))[-1]
+    # the page sends its state back with the next message; no session is needed
+    final = list(chat("What did I ask?", history, "en", outputs[-1][1], _request("another")))[-1]
     assert answer_text(final) == "You asked about photosynthesis."
-    assert ids.get("s1") == first_id  # same conversation on the second turn
+    assert _conversation(final) == first_id  # same conversation on the second turn
     sent = backend.requests[-1].messages
     assert {"role": "assistant", "content": "Photosynthesis turns light into sugar."} in sent
 
-    # an empty chat (the user pressed "clear") starts a new conversation
-    list(chat("Hello again", [], "en", _request("s1")))
-    assert ids.get("s1") != first_id
+    # an empty chat (the user pressed "clear") starts a new conversation, for the same visitor
+    again = list(chat("Hello again", [], "en", final[1], _request("s1")))[-1]
+    assert _conversation(again) not in (None, first_id)
+    assert PageState.decode(again[1]).visitor == PageState.decode(final[1]).visitor
 
 
-def test_sessions_do_not_share_conversations(text_runtime) -> None:
+def test_pages_do_not_share_conversations(text_runtime) -> None:
     runtime, _ = text_runtime
-    ids = ConversationIds()
-    chat = make_chat_fn(runtime, conversations=ids)
-    list(chat("hello", [], "en", _request("alice")))
-    list(chat("hello", [], "en", _request("bob")))
-    assert ids.get("alice") and ids.get("bob") and ids.get("alice") != ids.get("bob")
+    chat = make_chat_fn(runtime)
+    alice = list(chat("hello", [], "en", "", _request("alice")))[-1]
+    bob = list(chat("hello", [], "en", "", _request("bob")))[-1]
+    assert _conversation(alice) and _conversation(bob) and _conversation(alice) != _conversation(bob)
+    assert PageState.decode(alice[1]).visitor != PageState.decode(bob[1]).visitor
+
+
+def test_page_state_decoding_refuses_what_it_did_not_make() -> None:
+    state = PageState.new().with_conversation("0123abcd")
+    assert PageState.decode(state.encode()) == state
+    assert PageState.decode(state.visitor + ".") == PageState(state.visitor)
+    for junk in ("", None, 42, "not-a-visitor.abc", "ABCDEF.x"):
+        decoded = PageState.decode(junk)
+        assert decoded.conversation_id is None and re.fullmatch("[0-9a-f]{32}", decoded.visitor)
+        assert decoded.visitor != state.visitor
+    assert PageState.decode(state.visitor + "./etc/passwd") == PageState(state.visitor)
 
 
 def test_an_image_turn_saves_the_upload_and_shows_the_tool_step(image_runtime, images) -> None:
@@ -236,7 +256,7 @@ def test_a_crash_inside_the_agent_is_logged_and_answered_generically(
                 yield TextDelta("partial ")
                 raise RuntimeError("secret internal detail")
 
-    final = list(make_chat_fn(Exploding())("hi", [], "en"))[-1]
+    final = list(make_chat_fn(Exploding())("hi", [], "en", ""))[-1]
     text = answer_text(final)
     assert text.startswith("partial") and "something went wrong on our side" in text
     assert "secret internal detail" not in text
@@ -283,3 +303,67 @@ def test_a_reason_without_codes_is_shown_as_written() -> None:
     view = TurnView("zh")
     view.apply(StepStarted("s1", "knowledge_search", {}, "a plugin's own words"))
     assert "**原因：** a plugin's own words" in as_dicts(view.messages())[0]["content"]
+
+
+# --- replicas: the page state, not the process, carries the conversation -------------------
+
+
+def _replica(home: Path, db_url: str, shared: Path, answers: list[str]) -> tuple[Runtime, FakeBackend]:
+    """One ``mentorly serve`` of several: its own home, the shared database and folder."""
+    settings = load_settings(home=home, database_url=db_url, shared_dir=shared, plugins=[],
+                             llm={"backend": "fake"})
+    backend = FakeBackend(script=list(answers))
+    return build_runtime(settings, backend=backend), backend
+
+
+def _stored(runtime: Runtime, conversation_id: str) -> list[tuple[str, str]]:
+    return [(m.role, m.content) for m in runtime.db.messages("default", conversation_id)
+            if m.role in ("user", "assistant")]
+
+
+def test_a_conversation_started_on_one_replica_continues_on_another(
+        db_url: str, tmp_path: Path) -> None:
+    a, _ = _replica(tmp_path / "a", db_url, tmp_path / "shared",
+                    ["Photosynthesis turns light into sugar."])
+    b, backend_b = _replica(tmp_path / "b", db_url, tmp_path / "shared",
+                            ["You asked about photosynthesis."])
+    first = list(make_chat_fn(a)({"text": "What is photosynthesis?", "files": []}, [], "en", "",
+                                 _request("s1")))[-1]
+    conversation = _conversation(first)
+    assert conversation is not None and answer_text(first) == "Photosynthesis turns light into sugar."
+
+    history = [{"role": "user", "content": "What is photosynthesis?"},
+               {"role": "assistant", "content": answer_text(first)}]
+    second = list(make_chat_fn(b)("What did I ask?", history, "en", first[1], _request("s1")))[-1]
+    assert answer_text(second) == "You asked about photosynthesis."
+    assert _conversation(second) == conversation
+    sent = backend_b.requests[-1].messages  # the agent on B read the first turn from the database
+    assert {"role": "user", "content": "What is photosynthesis?"} in sent
+    assert {"role": "assistant", "content": "Photosynthesis turns light into sugar."} in sent
+    assert _stored(b, conversation) == [
+        ("user", "What is photosynthesis?"), ("assistant", "Photosynthesis turns light into sugar."),
+        ("user", "What did I ask?"), ("assistant", "You asked about photosynthesis.")]
+
+
+def test_a_conversation_id_from_another_page_starts_a_new_conversation(
+        db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    a, _ = _replica(tmp_path / "a", db_url, tmp_path / "shared", ["Noted: tulip."])
+    b, backend_b = _replica(tmp_path / "b", db_url, tmp_path / "shared",
+                            ["Hello!", "Hi Alice!", "Welcome!"])
+    victim = list(make_chat_fn(a)("My secret word is tulip", [], "en", "", _request("v")))[-1]
+    victim_id = _conversation(victim)
+    assert victim_id is not None
+    chat_b = make_chat_fn(b)
+    history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+
+    # another page that copied the id (its own visitor), a login holding the victim's whole
+    # state, and an id nobody made: each gets a conversation of its own, and no history
+    forged = PageState.new().with_conversation(victim_id).encode()
+    for state, request in ((forged, _request("x")), (victim[1], _request("y", username="alice")),
+                           (PageState.new().with_conversation("f" * 32).encode(), _request("z"))):
+        out = list(chat_b("What did I say before?", history, "en", state, request))[-1]
+        assert _conversation(out) not in (None, victim_id, "f" * 32)
+        assert "tulip" not in json.dumps(backend_b.requests[-1].messages, ensure_ascii=False)
+    assert _stored(a, victim_id) == [("user", "My secret word is tulip"),
+                                     ("assistant", "Noted: tulip.")]  # nothing was added to it
+    assert "not its learner's" in caplog.text

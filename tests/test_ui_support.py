@@ -64,8 +64,12 @@ def broken_png(directory: Path) -> Path:
     return path
 
 
-def as_dicts(messages: list[Any]) -> list[dict[str, Any]]:
-    """``gr.ChatMessage`` objects or API dicts, as plain ``{"role", "content", "metadata"}``."""
+def as_dicts(messages: Any) -> list[dict[str, Any]]:
+    """``gr.ChatMessage`` objects or API dicts, as plain ``{"role", "content", "metadata"}``;
+    an output of the chat function or of the ``/chat`` API, ``(messages, page_state)``, gives
+    its messages."""
+    if isinstance(messages, tuple):
+        messages, _page_state = messages
     out = []
     for m in messages:
         if isinstance(m, gr.ChatMessage):
@@ -76,10 +80,10 @@ def as_dicts(messages: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def answer_text(messages: list[Any]) -> str:
+def answer_text(messages: Any) -> str:
     """The answer: the assistant messages that are not collapsible steps."""
     return "\n".join(str(m["content"]) for m in as_dicts(messages) if not m["metadata"])
 
 
-def steps(messages: list[Any]) -> list[dict[str, Any]]:
+def steps(messages: Any) -> list[dict[str, Any]]:
     return [m for m in as_dicts(messages) if m["metadata"].get("title")]

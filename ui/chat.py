@@ -1,21 +1,27 @@
 """The chat function behind the UI: save uploads, run one agent turn, stream the events as
-Gradio chat messages (tool calls as collapsible steps, the answer, its sources)."""
+Gradio chat messages (tool calls as collapsible steps, the answer, its sources).
+
+Nothing about a learner's conversation is kept in this process: which conversation the next
+message continues travels with the page (``PageState``, in a hidden component sent with each
+message and returned with each answer) and is checked against the database, so the next
+message may reach any replica (several ``mentorly serve`` on one database).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-from collections import OrderedDict
+import re
+import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from threading import Lock
 from typing import Any, Protocol
 
 import gradio as gr
 
 from assistant.admission import ServerBusy, Ticket, TurnGate, place_message
-from assistant.errors import InvalidInput, MentorlyError
+from assistant.errors import InvalidInput, MentorlyError, NotFound
 from assistant.events import (
     Done,
     ErrorEvent,
@@ -289,56 +295,106 @@ class TurnView:
 # --- the chat function ----------------------------------------------------------------------
 
 
-class ConversationIds:
-    """Conversation id per browser session (Gradio's ``session_hash``), bounded in size."""
-
-    def __init__(self, capacity: int = 10_000) -> None:
-        self._ids: OrderedDict[str, str] = OrderedDict()
-        self._capacity = capacity
-        self._lock = Lock()
-
-    def get(self, session: str) -> str | None:
-        with self._lock:
-            return self._ids.get(session)
-
-    def set(self, session: str, conversation_id: str) -> None:
-        with self._lock:
-            self._ids[session] = conversation_id
-            self._ids.move_to_end(session)
-            while len(self._ids) > self._capacity:
-                self._ids.popitem(last=False)
-
-    def forget(self, session: str) -> None:
-        with self._lock:
-            self._ids.pop(session, None)
+_VISITOR = re.compile(r"^[0-9a-f]{32}$")
+_CONVERSATION = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+PAGE_USER_PREFIX = "page:"
 
 
-ChatFn = Callable[..., Iterator[list[gr.ChatMessage]]]
+@dataclass(frozen=True)
+class PageState:
+    """What the chat page keeps between turns, as an opaque string in a hidden component that
+    it sends with each message and gets back with each answer (the ``page_state`` of the
+    ``/chat`` API), never in the server's memory: the next message may reach another replica.
+
+    ``visitor`` is a random id made here on a page's first turn. An anonymous learner (no
+    Gradio login) is the user ``page:<visitor>``, so a conversation belongs to one page, and an
+    id copied from another page (another learner's) is not theirs: the database check
+    (``owned_conversation``) starts a new conversation instead of continuing it. With a login
+    the user is the login name and the visitor only travels along. ``conversation_id`` is the
+    conversation the next message continues."""
+
+    visitor: str
+    conversation_id: str | None = None
+
+    @classmethod
+    def new(cls) -> PageState:
+        return cls(secrets.token_hex(16))
+
+    @classmethod
+    def decode(cls, value: Any) -> PageState:
+        """The state a page sent; anything malformed is a new visitor without a conversation."""
+        text = value.strip() if isinstance(value, str) else ""
+        visitor, _, conversation = text.partition(".")
+        if not _VISITOR.match(visitor):
+            return cls.new()
+        return cls(visitor, conversation if _CONVERSATION.match(conversation) else None)
+
+    def encode(self) -> str:
+        return f"{self.visitor}.{self.conversation_id or ''}"
+
+    def with_conversation(self, conversation_id: str | None) -> PageState:
+        return PageState(self.visitor, conversation_id)
 
 
-def make_chat_fn(runtime: RuntimeLike, *, tenant: str | None = None,
-                 conversations: ConversationIds | None = None) -> ChatFn:
-    """The generator ``gr.ChatInterface`` calls: ``chat(message, history, language, request)``.
+def page_user(state: PageState, request: gr.Request | None) -> str:
+    """The learner: the Gradio login when there is one, else the page's visitor."""
+    username = getattr(request, "username", None)
+    return str(username) if username else PAGE_USER_PREFIX + state.visitor
 
-    Each ``yield`` is the whole assistant side of the turn so far (Gradio replaces the
-    previous output). Bad uploads and agent errors become messages, never exceptions.
+
+def owned_conversation(runtime: RuntimeLike, tenant: str, user: str,
+                       conversation_id: str | None) -> str | None:
+    """``conversation_id`` when it is ``user``'s conversation in ``tenant``, else None (a new
+    conversation): an id from another page or learner, another tenant's, a deleted or a made-up
+    one is never continued, so no page reads another learner's history. A runtime without a
+    database leaves the check to the agent (``Database.open_conversation`` refuses it)."""
+    db = getattr(runtime, "db", None)
+    if conversation_id is None or db is None:
+        return conversation_id
+    try:
+        conversation = db.get_conversation(tenant, conversation_id)
+    except NotFound:
+        conversation = None
+    if conversation is not None and conversation.user_id == db.ensure_user(tenant, user).id:
+        return conversation_id
+    log.warning("a chat page sent a conversation id that is not its learner's (tenant %r): "
+                "starting a new conversation", tenant)
+    return None
+
+
+PageOutput = tuple[list[gr.ChatMessage], str]
+"""What the chat function yields: the assistant's side of the turn so far, and the page state
+(``PageState.encode``) to send with the next message."""
+ChatFn = Callable[..., Iterator[PageOutput]]
+
+
+def make_chat_fn(runtime: RuntimeLike, *, tenant: str | None = None) -> ChatFn:
+    """The generator behind the page and the ``/chat`` API:
+    ``chat(message, history, language, page_state, request)``.
+
+    Each ``yield`` is ``(messages, page_state)``: the whole assistant side of the turn so far
+    (the page replaces the previous output) and the state to send with the next message.
+    ``history`` is the page's chat so far (an empty one, after "clear", starts a new
+    conversation); None (API clients, which keep no history) continues the conversation of
+    ``page_state``. Bad uploads and agent errors become messages, never exceptions.
     """
-    conversation_ids = conversations if conversations is not None else ConversationIds()
-    default_tenant = tenant or getattr(runtime.settings, "default_tenant", "default")
+    default_tenant = str(tenant or getattr(runtime.settings, "default_tenant", None) or "default")
 
-    def chat(message: dict[str, Any] | str | None, history: list[Any], language: str = "en",
-             request: gr.Request | None = None) -> Iterator[list[gr.ChatMessage]]:
+    def chat(message: dict[str, Any] | str | None, history: list[Any] | None = None,
+             language: str = "en", page_state: str | None = "",
+             request: gr.Request | None = None) -> Iterator[PageOutput]:
         lang = normalize_lang(language)
-        session = getattr(request, "session_hash", None) or ""
-        user = getattr(request, "username", None) or None
+        state = PageState.decode(page_state)
         try:
             text, paths = message_parts(message)
         except InvalidInput as exc:
             yield [gr.ChatMessage(role="assistant", content=t("error_prefix", lang,
-                                                               message=exc.message))]
+                                                               message=exc.message))], \
+                state.encode()
             return
         if not text.strip() and not paths:
-            yield [gr.ChatMessage(role="assistant", content=t("empty_message", lang))]
+            yield [gr.ChatMessage(role="assistant", content=t("empty_message", lang))], \
+                state.encode()
             return
 
         uploads: list[Upload] = []
@@ -348,13 +404,15 @@ def make_chat_fn(runtime: RuntimeLike, *, tenant: str | None = None,
                 uploads.append(runtime.uploads.save_path(path, default_tenant))
             except InvalidInput as exc:
                 yield [gr.ChatMessage(role="assistant", content=t(
-                    "upload_rejected", lang, name=path.name, reason=_sentence(exc.message)))]
+                    "upload_rejected", lang, name=path.name, reason=_sentence(exc.message)))], \
+                    state.encode()
                 return
 
-        if is_new_conversation(history) or not session:
-            conversation_id = None
-        else:
-            conversation_id = conversation_ids.get(session)
+        user = page_user(state, request)
+        continued = None if history is not None and is_new_conversation(history) \
+            else state.conversation_id
+        state = state.with_conversation(
+            owned_conversation(runtime, default_tenant, user, continued))
 
         gate = turn_gate(runtime)
         ticket: Ticket | None = None
@@ -363,17 +421,16 @@ def make_chat_fn(runtime: RuntimeLike, *, tenant: str | None = None,
                 ticket = gate.admit()
                 for position in ticket.waiting_positions(1.0):
                     yield [gr.ChatMessage(role="assistant", content=place_message(
-                        position, ticket.retry_after_s, lang))]
+                        position, ticket.retry_after_s, lang))], state.encode()
         except ServerBusy as exc:
-            yield [gr.ChatMessage(role="assistant", content=exc.localized(lang))]
+            yield [gr.ChatMessage(role="assistant", content=exc.localized(lang))], state.encode()
             return
         except BaseException:  # the page stopped reading while the turn waited in line
             if ticket is not None:
                 ticket.release()
             raise
         try:
-            yield from _turn(runtime, text, uploads, user, default_tenant, conversation_id, session,
-                             conversation_ids, lang)
+            yield from _turn(runtime, text, uploads, user, default_tenant, state, lang)
         finally:
             if ticket is not None:
                 ticket.release()
@@ -381,30 +438,29 @@ def make_chat_fn(runtime: RuntimeLike, *, tenant: str | None = None,
     return chat
 
 
-def _turn(runtime: RuntimeLike, text: str, uploads: list[Upload], user: str | None, tenant: str,
-          conversation_id: str | None, session: str, conversation_ids: ConversationIds,
-          lang: str) -> Iterator[list[gr.ChatMessage]]:
+def _turn(runtime: RuntimeLike, text: str, uploads: list[Upload], user: str, tenant: str,
+          state: PageState, lang: str) -> Iterator[PageOutput]:
     """One admitted turn, streamed as the page's messages (errors become a notice)."""
     view = TurnView(lang)
     try:
         for event in runtime.agent.run(text, files=uploads, user=user, tenant=tenant,
-                                       conversation_id=conversation_id):
+                                       conversation_id=state.conversation_id):
             view.apply(event)
-            if isinstance(event, Done) and session and event.conversation_id:
-                conversation_ids.set(session, event.conversation_id)
-            yield view.messages()
+            if isinstance(event, Done) and event.conversation_id:
+                state = state.with_conversation(event.conversation_id)
+            yield view.messages(), state.encode()
     except MentorlyError as exc:
         view.notice = t("error_prefix", lang, message=exc.message)
-        yield view.messages()
+        yield view.messages(), state.encode()
         return
     except Exception:  # a bug must not kill the page; it is logged with its trace
         log.exception("chat turn failed")
         view.notice = t("error_generic", lang)
-        yield view.messages()
+        yield view.messages(), state.encode()
         return
     if view.done is None and not view.text and not view.notice:
         view.notice = t("error_generic", lang)
-        yield view.messages()
+        yield view.messages(), state.encode()
 
 
 def _sentence(text: str) -> str:

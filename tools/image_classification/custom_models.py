@@ -1,6 +1,7 @@
 """Custom classifiers on disk, per tenant:
-``models/tenants/TENANT/image/NAME/vN/{model.pt, meta.json, history.png}``
-(``assistant.model_store``: atomic versions, listing that skips broken ones).
+``models/tenants/TENANT/image/NAME/vN/{model.pt, meta.json, history.png}`` under
+``settings.trained_models_dir``, the folder every replica shares (``assistant.model_store``:
+atomic versions, listing that skips broken ones, legacy folders moved in).
 
 Each training run of a name writes a new version; the highest version is the one in use.
 ``meta.json`` holds the method, the label set, the input spec, the metrics and the history.
@@ -18,7 +19,7 @@ import torch
 from PIL import Image
 
 from assistant.errors import InvalidInput, ModelError, NotFound
-from assistant.model_store import NAME_RE, VersionedStore, check_name, tenant_root
+from assistant.model_store import NAME_RE, Stamp, VersionedStore, check_name, tenant_root
 
 from .backbone import FEATURE_DIM, load_backbone
 from .networks import FeatureHead, SmallCNN
@@ -71,11 +72,15 @@ def image_models_dir(settings: Any, tenant: str) -> Path:
 
 
 class ImageModelStore(VersionedStore):
-    """One tenant's custom image classifiers (``image_models_dir``), with loaded ones cached."""
+    """One tenant's custom image classifiers (``image_models_dir``), with loaded ones cached.
+
+    The cache is only a cache: every ``load`` lists the model's versions and stats the latest
+    one's ``meta.json`` (``VersionedStore.stamp``), so a version trained, retrained or deleted
+    by another process on the same (shared) folder is used, or refused, on the next call."""
 
     def __init__(self, root: Path) -> None:
         super().__init__(root, weights="model.pt", label="custom image model")
-        self._loaded: dict[tuple[str, int, str], CustomClassifier] = {}
+        self._loaded: dict[str, tuple[tuple[int, Stamp], CustomClassifier]] = {}
         self._lock = threading.Lock()
 
     def list(self) -> list[dict[str, Any]]:
@@ -90,23 +95,25 @@ class ImageModelStore(VersionedStore):
     def delete(self, name: str) -> int | None:
         removed = super().delete(name)
         with self._lock:
-            for key in [k for k in self._loaded if k[0] == name]:
-                del self._loaded[key]
+            self._loaded.pop(name, None)
         return removed
 
     def load(self, name: str) -> CustomClassifier:
         """The latest version of ``name``, loaded once and cached. An unknown name is
         ``NotFound`` naming only this store's (this tenant's) models."""
         version = self.latest(name)
-        if version is None:
+        stamp = self.stamp(name, version) if version is not None else None
+        if version is None or stamp is None:  # never trained, or deleted (maybe elsewhere)
+            with self._lock:
+                self._loaded.pop(name, None)
             available = ", ".join([n for n in self.names() if self.versions(n)][:10]) or "none"
             raise NotFound(f"no custom image model named {name!r} (available: {available})")
-        meta = self.meta(name, version)
-        key = (name, version, str(meta.get("created_at")))  # a retrained v1 is not the old v1
+        key = (version, stamp)  # a retrained v1 is not the old v1: its meta.json is new
         with self._lock:  # the lookup only: loading one model holds up no other model's calls
-            cached = self._loaded.get(key)
-        if cached is not None:
-            return cached
+            cached = self._loaded.get(name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        meta = self.meta(name, version)
         try:
             labels = [str(x) for x in meta["labels"]]
             method = str(meta["method"])
@@ -120,4 +127,8 @@ class ImageModelStore(VersionedStore):
         model = CustomClassifier(name=name, version=version, method=method, labels=labels,
                                  meta=meta, net=net.eval())
         with self._lock:  # two first calls may both load it: the first one stored is used
-            return self._loaded.setdefault(key, model)
+            current = self._loaded.get(name)
+            if current is not None and current[0] == key:
+                return current[1]
+            self._loaded[name] = (key, model)  # one version per name: the old one is dropped
+            return model

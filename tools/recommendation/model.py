@@ -1,11 +1,15 @@
-"""Training and the saved artifact (``MENTORLY_HOME/models/recommend/<tenant>/model.npz``).
+"""Training and the saved artifact (``models/recommend/<tenant>/model.npz`` under
+``settings.trained_models_dir``: the folder every replica shares, ``home/models`` without
+``shared_dir``, as before; a replica's own copy from before ``shared_dir`` was set moves there
+when the shared folder has none).
 
 Training reads every event of the tenant, weights them (``hybrid.interaction_weight``), picks
 the CF model, its regularisation and the blend weights by measurement on a per-learner hold-out
 (EASE + blend vs item-kNN vs popularity, nDCG@10; see tuning.py), computes popularity and
 embeds the catalog for content similarity (vectors are reused for resources whose text did not
 change). The artifact is written to a temporary file and renamed, so a crash never leaves half a
-model.
+model, and a replica reading it meanwhile gets the old file or the new one. Loaded models are
+cached against the file's ``stat``: a model another replica wrote is read on the next request.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from assistant.config import Settings, get_settings
+from assistant.model_store import adopt_local, trained_root
 from knowledge.atomic import atomic_path
 
 from .catalog import load_catalog
@@ -68,7 +74,16 @@ class RecModel:
 def model_dir(settings: Settings, tenant: str) -> Path:
     safe = tenant if _TENANT_SAFE.match(tenant) and tenant not in (".", "..") else \
         "t-" + hashlib.sha256(tenant.encode()).hexdigest()[:24]
-    return settings.models_dir / "recommend" / safe
+    folder = trained_root(settings) / "recommend" / safe
+    local = settings.models_dir / "recommend" / safe
+    if local != folder and local not in _ADOPTED:
+        _ADOPTED.add(local)  # once per process: a replica's model from before shared_dir
+        if not folder.exists() and adopt_local(local, folder):
+            log.info("moved the recommendation model of %s from %s to %s", tenant, local, folder)
+    return folder
+
+
+_ADOPTED: set[Path] = set()
 
 
 def model_path(settings: Settings, tenant: str) -> Path:
@@ -100,24 +115,31 @@ def read_model(path: Path) -> RecModel:
                         meta=json.loads(str(z["meta"])))
 
 
-_CACHE: dict[Path, tuple[int, RecModel]] = {}
+_CACHE: dict[Path, tuple[tuple[int, int, int, int], RecModel]] = {}
 _LOCK = threading.Lock()
 
 
 def load_model(settings: Settings, tenant: str) -> RecModel | None:
-    """The saved model, re-read only when the file changed."""
+    """The saved model, re-read only when the file changed (here or on another replica: each
+    save renames a new file into place, so its inode and modification time change)."""
     path = model_path(settings, tenant)
     try:
-        mtime = path.stat().st_mtime_ns
+        st = path.stat()
     except FileNotFoundError:
+        with _LOCK:
+            _CACHE.pop(path, None)
         return None
+    stamp = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
     with _LOCK:  # the lookup only: reading a file must not hold up other tenants' lookups
         cached = _CACHE.get(path)
-    if cached and cached[0] == mtime:
+    if cached and cached[0] == stamp:
         return cached[1]
-    model = read_model(path)  # two first calls may both read it; either result is the file's
+    try:
+        model = read_model(path)  # two first calls may both read it; either is the file's
+    except FileNotFoundError:
+        return None  # replaced between the stat and the read: the next call reads the new one
     with _LOCK:
-        _CACHE[path] = (mtime, model)
+        _CACHE[path] = (stamp, model)
     return model
 
 
@@ -246,8 +268,10 @@ def select_cf(X: sp.csr_matrix, content: np.ndarray | None = None
     return ItemKNN(best[2].k).fit(X), report
 
 
-def train_model(tenant: str, settings: Settings | None = None, progress: bool = False) -> RecModel:
-    """Full retrain from the database."""
+def train_model(tenant: str, settings: Settings | None = None, progress: bool = False,
+                before_save: Callable[[], None] | None = None) -> RecModel:
+    """Full retrain from the database. ``before_save`` runs just before the file is written
+    (a scheduled retrain checks there that it still holds its lease: it raises if not)."""
     settings = settings or get_settings()
     started = time.perf_counter()
     items = load_catalog(tenant, settings)
@@ -277,6 +301,8 @@ def train_model(tenant: str, settings: Settings | None = None, progress: bool = 
             "fit_s": round(time.perf_counter() - started, 3)}
     model = RecModel(item_ids=item_ids, popularity=popularity, B=B, content=content,
                      content_keys=keys, meta=meta)
+    if before_save is not None:
+        before_save()
     save_model(model, model_path(settings, tenant))
     return model
 

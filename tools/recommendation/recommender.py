@@ -4,7 +4,7 @@ The learner's history is read from the database at query time, so an event recor
 ago already changes the next list (EASE scores are ``history @ B``). The model file is retrained
 at once when the catalog gained resources it does not know (small catalogs only), in the
 background once it is older than ``[recommendation] retrain_every_hours`` with new events
-(``schedule.py``), and on demand by ``mentorly rec train``.
+(``schedule.py``: on one replica at a time, under a database lease), and on demand by ``mentorly rec train``.
 """
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def _model_for(settings: Settings, tenant: str, catalog: list[CatalogItem]) -> R
         return train_model(tenant, settings)
     assert model is not None
     if retrain_due(model, settings, tenant, options.retrain_every_hours):
-        retrain_in_background(settings, tenant)
+        retrain_in_background(settings, tenant, options.retrain_every_hours)
     return model
 
 

@@ -1,20 +1,35 @@
 """Tables for the catalog and learners' events, per tenant, in the core's database.
 
 They are declared on the core's ``Base`` (same database, same migrations story) and created on
-first use with ``create_all`` limited to these two tables.
+first use with ``create_all`` limited to these two tables. The ``leases`` table
+(``knowledge.leases``, which the scheduled retrain takes so that one replica retrains) is
+created there too when missing.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    inspect,
+)
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from assistant.config import Settings, get_settings
 from assistant.storage import Database, shared_database
 from assistant.storage.models import Base
+from knowledge.leases import LeaseRow
 
 EVENT_KINDS = ("view", "complete", "like", "rating", "quiz")
 LEVELS = ("beginner", "intermediate", "advanced")
@@ -71,8 +86,16 @@ _READY: set[str] = set()
 def database(settings: Settings | None = None) -> Database:
     """The shared database with this plugin's tables created (once per URL per process)."""
     settings = settings or get_settings()
-    db = shared_database(settings.db_url)
+    db = shared_database(settings.db_url, auto_upgrade=settings.database_auto_upgrade)
     if settings.db_url not in _READY:
-        Base.metadata.create_all(db.engine, tables=[CatalogItem.__table__, Event.__table__])
+        ours = [cast(Table, CatalogItem.__table__), cast(Table, Event.__table__)]
+        leases = cast(Table, LeaseRow.__table__)
+        try:
+            Base.metadata.create_all(db.engine, tables=ours)
+            LeaseRow.metadata.create_all(db.engine, tables=[leases])
+        except DBAPIError:  # another replica created one of them between the check and ours
+            missing = [t.name for t in (*ours, leases) if not inspect(db.engine).has_table(t.name)]
+            if missing:
+                raise
         _READY.add(settings.db_url)
     return db

@@ -1,6 +1,15 @@
 """Versioned text-classifier artifacts: a tenant's custom models under
 ``models/tenants/TENANT/text/NAME/vN/``, the shared presets (``sentiment``, built from public
-reviews, used by every tenant) under ``models/text/NAME/vN/``.
+reviews, used by every tenant) under ``models/text/NAME/vN/``, both in
+``settings.trained_models_dir`` (the folder every replica shares; ``home/models`` without
+``shared_dir``, as before).
+
+The presets are trained per installation (``mentorly models prepare``, ``mentorly train text
+--preset``, with a size or embedder the operator chose), so they are shared like the tenants'
+models: every replica answers with the same version. A preset a replica prepared in its own
+``home/models/text`` before ``shared_dir`` was set moves into the shared folder the first time
+it is needed, if the shared folder has none yet (``assistant.model_store.preset_root``); an
+extra local copy on another replica is then left unused (with a warning).
 
 Each version holds ``weights.npz`` (a linear model over embeddings: ``coef``, ``intercept``)
 and ``meta.json`` (classes, embedder, metrics, training data summary). No pickles: loading an
@@ -19,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from assistant.errors import InvalidInput, ModelError, NotFound
-from assistant.model_store import VersionedStore, check_name, tenant_root
+from assistant.model_store import VersionedStore, check_name, preset_root, tenant_root
 
 SENTIMENT = "sentiment"
 SHARED = frozenset({SENTIMENT})
@@ -34,7 +43,7 @@ __all__ = ["SENTIMENT", "SHARED", "LinearTextModel", "check_name", "delete_text_
 def text_models_dir(settings: Any, tenant: str | None = None) -> Path:
     """``tenant``'s folder of custom text models; with no tenant, the shared presets' folder."""
     if tenant is None:
-        return Path(settings.models_dir) / "text"
+        return preset_root(settings, "text", SHARED)
     return tenant_root(settings, "text", tenant, keep=SHARED)
 
 

@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 TOOL_VERSION = "1.0.0"
 
 _zero_shot: dict[str, ZeroShotClassifier] = {}
-_models: dict[tuple[Path, int], LinearTextModel] = {}
+_models: dict[Path, tuple[Any, LinearTextModel]] = {}
+"""Loaded models by their name's folder, with the stamp of the version loaded: one per name."""
 _lock = threading.Lock()
 
 
@@ -61,23 +62,30 @@ def zero_shot_classifier(embedder: Embedder) -> ZeroShotClassifier:
 
 def trained_model(settings: Any, name: str, tenant: str | None = None) -> LinearTextModel | None:
     """The latest version of ``tenant``'s text model ``name`` (or of a shared preset), cached;
-    None if it was never trained."""
+    None if it was never trained (or was deleted, here or by another replica).
+
+    Every call lists the versions and stats the latest one's ``meta.json``: a version trained
+    by another process on the same (shared) folder is loaded on the next call, a retrained v1
+    (after a delete) is told from the old v1 by its new ``meta.json``."""
     version = latest_version(settings, name, tenant=tenant)
+    folder = model_path(settings, name, version or 0, tenant=tenant)  # the tenant's own folder
     if version is None:
-        return None
-    folder = model_path(settings, name, version, tenant=tenant)  # the tenant's own folder
-    try:  # the modification time tells a retrained v1 (after a delete) from the old v1
-        stamp = (folder / "meta.json").stat().st_mtime_ns
-    except OSError:
-        stamp = 0
-    key = (folder, stamp)
-    with _lock:
-        cached = _models.get(key)
-    if cached is None:
-        cached = load_model(settings, name, version, tenant=tenant)
         with _lock:
-            _models[key] = cached
-    return cached
+            _models.pop(folder.parent, None)
+        return None
+    try:
+        st = (folder / "meta.json").stat()
+        stamp: Any = (version, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+    except OSError:
+        return None  # deleted between the listing and now
+    with _lock:
+        cached = _models.get(folder.parent)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    model = load_model(settings, name, version, tenant=tenant)
+    with _lock:
+        _models[folder.parent] = (stamp, model)
+    return model
 
 
 def _predict_trained(model: LinearTextModel, embedder: Embedder, text: str) -> Prediction:
