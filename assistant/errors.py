@@ -77,6 +77,14 @@ class Unauthorized(MentorlyError):
     error_type = "unauthorized"
 
 
+class Conflict(MentorlyError):
+    """The thing is busy or changed under the request (a collection another replica is
+    writing); trying again later succeeds."""
+
+    status_code = 409
+    error_type = "conflict"
+
+
 class Forbidden(MentorlyError):
     status_code = 403
     error_type = "forbidden"

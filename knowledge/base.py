@@ -2,11 +2,20 @@
 
 A facade over the parts, each in its own module and sharing one ``Catalog``:
 
-- ``knowledge.catalog``: configuration, sessions, index files, collection rows, write locks;
+- ``knowledge.catalog``: configuration, sessions, index files, collection rows;
+- ``knowledge.write_lease``: one writer per collection across replicas (a database lease);
 - ``knowledge.ingest``: adding, replacing and skipping files;
 - ``knowledge.recovery``: the commit point and crash recovery (how a write stays safe);
+- ``knowledge.backfill``: vectors for chunks stored before the database held them;
+- ``knowledge.cache``: this replica's index files, a cache of the vectors in the database;
 - ``knowledge.maintenance``: check, rebuild, delete a document or a collection;
+- ``knowledge.snapshots``: the in-memory indexes searches read, kept up to date with the
+  database (and recovery and backfill, opportunistically);
 - ``knowledge.search``: fused dense and BM25 search with the relevance threshold.
+
+Replicas (``mentorly serve`` on several machines) share the database and nothing else: each
+has its own ``data_dir``, and an ingest on one is searchable on the others within about
+``KBConfig.sync_interval_s``.
 
 The names callers use (``KBConfig``, ``FileOutcome``, ``IngestReport``, ``Hit``,
 ``CheckResult``) are importable from here and from ``knowledge``.
@@ -38,8 +47,10 @@ class KnowledgeBase:
                  config: KBConfig | None = None, secondary: Embedder | None = None) -> None:
         self.catalog = Catalog(db_url, data_dir, embedder, config, secondary)
         self._searcher = Searcher(self.catalog)
-        self._ingester = Ingester(self.catalog)
-        self._maintenance = Maintenance(self.catalog, forget=self._searcher.forget)
+        snapshots = self._searcher.snapshots
+        self._ingester = Ingester(self.catalog, changed=snapshots.changed)
+        self._maintenance = Maintenance(self.catalog, forget=snapshots.forget,
+                                        changed=snapshots.changed)
 
     # -- what the catalog holds -----------------------------------------------------------
 
@@ -105,13 +116,22 @@ class KnowledgeBase:
         self._maintenance.delete_collection(tenant, name)
 
     def check(self, tenant: str | None = None, collection: str | None = None) -> list[CheckResult]:
-        """Compare each collection's index file with its database rows."""
+        """Compare this replica's cache of each collection with its database rows (and report
+        chunks without stored vectors)."""
         return self._maintenance.check(tenant, collection)
 
     def rebuild(self, tenant: str, collection: str, *, progress: bool = False) -> CheckResult:
-        """Re-embed every chunk of the collection into fresh index files (also switches it to
-        the current primary and secondary embedders, adding or dropping the secondary index)."""
+        """Re-embed every chunk of the collection into the database and this replica's cache
+        (also switches it to the current primary and secondary embedders, adding or dropping
+        the secondary vectors)."""
         return self._maintenance.rebuild(tenant, collection, progress=progress)
+
+    def cache_status(self, *, catch_up: bool = True) -> dict[str, Any]:
+        """For readiness: ``{"in_sync": bool, "behind": ["<tenant>/<name>", ...], ...}``,
+        this replica's cache of each collection it can search against the database's
+        generation (one query); with ``catch_up``, collections behind are brought up to date
+        in the background (``knowledge.snapshots.Snapshots.status``)."""
+        return self._searcher.snapshots.status(catch_up=catch_up)
 
     # -- searching ------------------------------------------------------------------------
 

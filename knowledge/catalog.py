@@ -2,20 +2,18 @@
 search share.
 
 A ``Catalog`` holds the embedders and the configuration, opens database sessions and a
-collection's FAISS files, finds or creates collection rows, checks that a collection was built
-with the embedders in use, and takes a collection's cross-process write lock. It lists
-collections and documents; it never writes an index.
+collection's FAISS files, finds or creates collection rows, and checks that a collection was
+built with the embedders in use. It lists collections and documents; it never writes an index.
 
-On disk (unchanged since the single ``KnowledgeBase`` class): ``collection-<id>.faiss``,
-``collection-<id>.secondary.faiss`` and ``collection-<id>.lock`` in ``data_dir``.
+The database is the source of truth, vectors included; the files in ``data_dir`` are this
+replica's cache of them (``knowledge.cache``): ``collection-<id>.faiss``,
+``collection-<id>.secondary.faiss`` and their sidecar ``collection-<id>.cache.json``. Writers
+take the collection's database lease (``knowledge.write_lease``), not a file lock.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+import knowledge.leases  # noqa: F401 - registers the leases table before create_all
 from knowledge.embedders import Embedder
 from knowledge.errors import CollectionNotFound, EmbedderMismatch, KnowledgeError
 from knowledge.loaders import DEFAULT_MAX_BYTES
@@ -46,7 +45,9 @@ class KBConfig:
     candidates: int = 50  # per signal; their union is the pool that is fused
     flush_chunks: int = 512
     embed_batch: int = 32
-    lock_timeout_s: float = 30.0
+    lock_timeout_s: float = 30.0  # how long a writer waits for a collection's lease
+    lease_ttl_s: float = 30.0  # a writer's lease lapses this long after its process died
+    sync_interval_s: float = 1.0  # a search asks the database for news at most this often
 
 
 @dataclass
@@ -63,9 +64,9 @@ class Indexes:
         for index in self.all():
             index.remove(list(ids))
 
-    def save(self) -> None:
+    def save(self, *, durable: bool = True) -> None:
         for index in reversed(self.all()):  # the secondary first, the primary last
-            index.save()
+            index.save(durable=durable)
 
 
 class Catalog:
@@ -95,35 +96,30 @@ class Catalog:
     def secondary_path(self, col: CollectionRow) -> Path:
         return self.data_dir / f"collection-{col.id}.secondary.faiss"
 
+    def sidecar_path(self, col: CollectionRow) -> Path:
+        return self.data_dir / f"collection-{col.id}.cache.json"
+
     def open_indexes(self, col: CollectionRow) -> Indexes:
+        """The index files as they are on disk (empty indexes for missing files)."""
         secondary = (VectorIndex.open(self.secondary_path(col), int(col.secondary_dim or 0))
                      if col.secondary else None)
         return Indexes(VectorIndex.open(self.index_path(col), col.dim), secondary)
+
+    def empty_indexes(self, col: CollectionRow) -> Indexes:
+        secondary = (VectorIndex.empty(self.secondary_path(col), int(col.secondary_dim or 0))
+                     if col.secondary else None)
+        return Indexes(VectorIndex.empty(self.index_path(col), col.dim), secondary)
+
+    def remove_files(self, col: CollectionRow) -> None:
+        """Delete this replica's cache of ``col`` (and the lock file of older versions)."""
+        for path in (self.index_path(col), self.secondary_path(col), self.sidecar_path(col),
+                     self.data_dir / f"collection-{col.id}.lock"):
+            path.unlink(missing_ok=True)
 
     def uses_secondary(self, col: CollectionRow) -> bool:
         """Whether searches of ``col`` can use its secondary index (same model as ours)."""
         return (self.secondary is not None and col.secondary == self.secondary.name
                 and col.secondary_dim == self.secondary.dim)
-
-    @contextlib.contextmanager
-    def write_lock(self, col: CollectionRow) -> Iterator[None]:
-        """One writer per collection across processes (the server and the CLI)."""
-        path = self.data_dir / f"collection-{col.id}.lock"
-        with open(path, "a+b") as fh:
-            deadline = time.monotonic() + self.config.lock_timeout_s
-            while True:
-                try:
-                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise KnowledgeError(f"collection {col.name!r} is being written by another "
-                                             f"process; try again when it has finished") from None
-                    time.sleep(0.2)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
     # -- rows -----------------------------------------------------------------------------
 
@@ -171,6 +167,14 @@ class Catalog:
                                                                CollectionRow.name == name))
                     if col is None:
                         raise
+            return col
+
+    def fresh(self, col_id: int) -> CollectionRow:
+        """The collection's row as the database has it now."""
+        with self.sessions() as s:
+            col = s.get(CollectionRow, col_id)
+            if col is None:
+                raise CollectionNotFound("the collection was deleted meanwhile")
             return col
 
     # -- listings -------------------------------------------------------------------------

@@ -21,6 +21,11 @@ class WrongFormat(UnreadableDocument):
     has no ``word/document.xml``). The product answers 415."""
 
 
+class CollectionBusy(KnowledgeError):
+    """Another process holds the collection's write lease (an ingest, delete or rebuild), or
+    this writer lost it; the product answers 409: try again when that write has finished."""
+
+
 class CollectionNotFound(KnowledgeError):
     pass
 

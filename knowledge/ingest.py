@@ -1,8 +1,10 @@
 """Ingest files into a collection: add new ones, replace changed ones, skip unchanged ones.
 
-Every ingest first settles what an interrupted write left (``knowledge.recovery``), then writes
-documents ``pending`` and commits every ``flush_chunks`` chunks, so a crash at any point is
-finished or undone the next time the collection is opened.
+An ingest holds the collection's lease (``knowledge.write_lease``). It first settles what an
+interrupted write left (``knowledge.recovery``) and fills in vectors missing from an older
+database (``knowledge.backfill``), then writes documents ``pending`` with their chunks'
+vectors and commits every ``flush_chunks`` chunks, so a crash at any point is undone by the
+next holder of the lease, and a re-run skips what was committed.
 """
 
 from __future__ import annotations
@@ -15,16 +17,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select, update
+from sqlalchemy import select
 from tqdm import tqdm
 
+from knowledge import cache
+from knowledge.backfill import backfill, needs_backfill
 from knowledge.catalog import Catalog, Indexes
 from knowledge.embedders import Embedder
 from knowledge.errors import DocumentTooLarge, UnreadableDocument
+from knowledge.leases import Lease
 from knowledge.loaders import LoadedDocument, iter_files, load_file
 from knowledge.recovery import Batch, flush, recover
 from knowledge.splitting import Splitter
-from knowledge.store import DELETING, PENDING, READY, ChunkRow, CollectionRow, DocumentRow
+from knowledge.store import PENDING, READY, ChunkRow, CollectionRow, DocumentRow
+from knowledge.vectors import to_blob
+from knowledge.write_lease import hold
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +68,19 @@ class IngestReport:
 
 
 class Ingester:
-    """Writes files into the collections of ``catalog``."""
+    """Writes files into the collections of ``catalog``.
 
-    def __init__(self, catalog: Catalog) -> None:
+    ``changed(collection id)`` is called after an ingest, so that this process's searches ask
+    the database for the collection's news at once rather than after ``sync_interval_s``.
+    """
+
+    def __init__(self, catalog: Catalog, changed: Callable[[int], None] | None = None) -> None:
         self.catalog = catalog
+        self._changed = changed or (lambda _id: None)
         self._splitter = Splitter(catalog.config.chunk_units, catalog.config.overlap_units)
+        # collections (with their embedders) known to have every vector: new rows always do,
+        # so the backfill query runs once per collection and process
+        self._complete: set[tuple[object, ...]] = set()
 
     def ingest(self, paths: Iterable[Path], tenant: str, collection: str, *,
                progress: bool = False,
@@ -77,9 +92,17 @@ class Ingester:
         catalog.check_embedder(col, write=True)
         report = IngestReport(tenant=tenant, collection=col.name)
         files = list(iter_files(paths))
-        with catalog.write_lock(col):
-            report.recovered = recover(catalog, col)
-            index = catalog.open_indexes(col)
+        with hold(catalog, col) as lease:
+            report.recovered = recover(catalog, col, lease)
+            col = catalog.fresh(col.id)  # as the last writer left it
+            catalog.check_embedder(col, write=True)
+            key = tuple(cache.identity(col))
+            if key not in self._complete:
+                if needs_backfill(catalog, col):
+                    backfill(catalog, col, lease)
+                    col = catalog.fresh(col.id)
+                self._complete.add(key)
+            index = self._cache(col)
             with catalog.sessions() as s:
                 current = {d.source: d for d in s.scalars(
                     select(DocumentRow).where(DocumentRow.collection_id == col.id,
@@ -89,22 +112,33 @@ class Ingester:
             bar = tqdm(total=len(files), unit="file", disable=not progress, desc=f"ingest {col.name}")
             try:
                 for path, source in files:
-                    outcome = self._ingest_one(col, index, path, source, current, seen, batch)
+                    outcome = self._ingest_one(col, index, path, source, current, seen, batch,
+                                               lease)
                     report.files.append(outcome)
                     if on_file is not None:
                         on_file(outcome)
                     bar.update(1)
                     bar.set_postfix_str(f"{outcome.action}: {source[-40:]}", refresh=False)
                     if batch.chunks >= catalog.config.flush_chunks:
-                        flush(catalog, col, index, batch)
-                flush(catalog, col, index, batch)
+                        flush(catalog, col, index, batch, lease)
+                flush(catalog, col, index, batch, lease)
             finally:
                 bar.close()
+                self._changed(col.id)
         report.seconds = time.perf_counter() - started
         return report
 
+    def _cache(self, col: CollectionRow) -> Indexes:
+        """This replica's cache, brought up to date: the writer adds to it and writes it at
+        each commit point (the lease holder is the only one changing the collection)."""
+        index, generation = cache.load(self.catalog, col)
+        if generation != col.generation:
+            cache.sync(self.catalog, col, index)
+        return index
+
     def _ingest_one(self, col: CollectionRow, index: Indexes, path: Path, source: str,
-                    current: dict[str, DocumentRow], seen: set[str], batch: Batch) -> FileOutcome:
+                    current: dict[str, DocumentRow], seen: set[str], batch: Batch,
+                    lease: Lease) -> FileOutcome:
         if source in seen:
             return FileOutcome(source, "skipped", "another file with the same name in this ingest")
         seen.add(source)
@@ -128,13 +162,15 @@ class Ingester:
         vectors = self._embed_documents(texts, self.catalog.embedder)
         vectors2 = (self._embed_documents(texts, secondary)
                     if index.secondary is not None and secondary is not None else None)
+        lease.check()  # a writer that lost its lease stops writing
         with self.catalog.sessions() as s:
-            if old is not None:
-                s.execute(update(DocumentRow).where(DocumentRow.id == old.id).values(status=DELETING))
+            # the old version stays ready (and searched) until the commit point deletes it
             doc = DocumentRow(collection_id=col.id, source=source, title=loaded.title,
                               content_hash=loaded.content_hash, status=PENDING, n_chunks=len(chunks))
             doc.chunks = [ChunkRow(collection_id=col.id, ordinal=n, text=c.text,
-                                   meta={"heading": c.heading, "page": c.page})
+                                   meta={"heading": c.heading, "page": c.page},
+                                   vector=to_blob(vectors[n]),
+                                   vector2=to_blob(vectors2[n]) if vectors2 is not None else None)
                           for n, c in enumerate(chunks)]
             s.add(doc)
             s.commit()

@@ -2,26 +2,15 @@
 embedder and BM25, fused (``knowledge.fusion``), then filtered by relevance, which is always
 judged with the primary embedder's cosine (``knowledge.relevance``).
 
-Index files and BM25 indexes are kept in memory per collection: an index is reloaded when
-another process replaced its file, the BM25 index rebuilt when the collection's generation
-moves.
-
-Concurrency: searches take no lock. What is kept for a collection (``_Cached``) is a snapshot
-that is never changed once published: a reload or a BM25 rebuild builds a new one and swaps it
-in (copy-on-write), so a search reads one consistent set of indexes. FAISS searches of an index
-nobody adds to are thread-safe, and nobody adds to these: ingest, rebuild and delete write
-their own copy of the index and replace its file (``knowledge.recovery``), which the next
-search here picks up. Only loading a collection's snapshot is serialised, per collection, so
-that concurrent searches load it once; searches of other collections, and of collections
-already loaded, do not wait for it.
+The indexes searched are per-collection snapshots kept up to date with the database
+(``knowledge.snapshots``); searches take no lock.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -30,11 +19,9 @@ from sqlalchemy import select
 from knowledge.catalog import Catalog
 from knowledge.errors import KnowledgeError
 from knowledge.fusion import fuse_scores, fusion_weights, secondary_applies
-from knowledge.lexical import BM25Index
 from knowledge.relevance import CROSS_LINGUAL_REDUCTION, Baseline
-from knowledge.splitting import Chunk
+from knowledge.snapshots import Snapshots
 from knowledge.store import READY, ChunkRow, CollectionRow, DocumentRow
-from knowledge.vectors import VectorIndex, file_signature
 
 log = logging.getLogger(__name__)
 
@@ -56,43 +43,12 @@ class Hit:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class _Lexical:
-    """A collection's BM25 index at one generation."""
-
-    generation: int
-    index: BM25Index
-    ids: np.ndarray  # BM25 row -> chunk id
-    rows: dict[int, int]  # chunk id -> BM25 row
-
-
-@dataclass(frozen=True)
-class _Cached:
-    """What a search of one collection reads; replaced, never changed (see the docstring)."""
-
-    signature: tuple[object, ...]
-    index: VectorIndex
-    secondary: VectorIndex | None = None
-    lexical: _Lexical | None = None
-
-
 class Searcher:
     """Searches the collections of ``catalog``."""
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
-        self._cache: dict[int, _Cached] = {}
-        self._loading: dict[int, threading.Lock] = {}  # per collection: one load at a time
-        self._lock = threading.Lock()  # the two dictionaries only, never held across work
-
-    def forget(self, collection_id: int) -> None:
-        """Drop what is kept in memory for a collection (its files were replaced or removed)."""
-        with self._lock:
-            self._cache.pop(collection_id, None)
-
-    def _load_lock(self, collection_id: int) -> threading.Lock:
-        with self._lock:
-            return self._loading.setdefault(collection_id, threading.Lock())
+        self.snapshots = Snapshots(catalog)
 
     def search(self, tenant: str, query: str, collections: Sequence[str] | None = None, k: int = 5,
                *, hybrid: bool | None = None, min_relevance: float | None = None) -> list[Hit]:
@@ -160,8 +116,11 @@ class Searcher:
         second: list[float] = []
         lexical: list[float] = []
         cosine: dict[tuple[int, int], float] = {}  # the primary embedder's, for relevance
+        snapshots = self.snapshots.get(cols, lexical=hybrid)
         for col in cols:
-            cached = self._cached(col, lexical=hybrid)
+            cached = snapshots.get(col.id)
+            if cached is None:
+                continue  # deleted meanwhile
             pool: dict[int, None] = {cid: None for cid, _ in cached.index.search(qv, n)}
             use2 = (weights[1] > 0 and qv2 is not None and cached.secondary is not None
                     and self.catalog.uses_secondary(col))
@@ -216,56 +175,6 @@ class Searcher:
                             collection=names[col_id], source=r.source, title=r.title,
                             heading=meta.get("heading"), page=meta.get("page")))
         return hits
-
-    def _cached(self, col: CollectionRow, *, lexical: bool) -> _Cached:
-        """The collection's index (reloaded when another process replaced the file) and its
-        BM25 index (rebuilt when the collection's generation moves).
-
-        The checks (file signatures, the generation's query) and a fresh snapshot's use take
-        no lock; a stale or missing snapshot is rebuilt under the collection's load lock."""
-        catalog = self.catalog
-        sig = (file_signature(catalog.index_path(col)), file_signature(catalog.secondary_path(col)),
-               col.secondary)
-        generation = self._generation(col) if lexical else None
-        cached = self._cache.get(col.id)
-        if cached is not None and self._fresh(cached, sig, generation):
-            return cached
-        with self._load_lock(col.id):
-            cached = self._cache.get(col.id)  # another search may have loaded it meanwhile
-            if cached is not None and self._fresh(cached, sig, generation):
-                return cached
-            if cached is None or cached.signature != sig:
-                index = catalog.open_indexes(col)
-                cached = _Cached(sig, index.primary, index.secondary)
-            if generation is not None and (cached.lexical is None
-                                           or cached.lexical.generation != generation):
-                cached = replace(cached, lexical=self._lexical(col, generation))
-            with self._lock:
-                self._cache[col.id] = cached
-            return cached
-
-    @staticmethod
-    def _fresh(cached: _Cached, sig: tuple[object, ...], generation: int | None) -> bool:
-        return cached.signature == sig and (generation is None or (
-            cached.lexical is not None and cached.lexical.generation == generation))
-
-    def _generation(self, col: CollectionRow) -> int:
-        with self.catalog.sessions() as s:
-            generation = s.scalar(select(CollectionRow.generation)
-                                  .where(CollectionRow.id == col.id))
-        return int(generation or 0)
-
-    def _lexical(self, col: CollectionRow, generation: int) -> _Lexical:
-        with self.catalog.sessions() as s:
-            rows = s.execute(select(ChunkRow.id, ChunkRow.text, ChunkRow.meta)
-                             .join(DocumentRow)
-                             .where(ChunkRow.collection_id == col.id,
-                                    DocumentRow.status == READY)).all()
-        index = BM25Index([Chunk(r.text, heading=(r.meta or {}).get("heading")).embedding_text()
-                           for r in rows])
-        return _Lexical(generation, index, np.array([r.id for r in rows], dtype=np.int64),
-                        {r.id: n for n, r in enumerate(rows)})
-
 
 def _top_ids(scores: np.ndarray, ids: np.ndarray | None, k: int) -> list[tuple[int, float]]:
     """The ``k`` best positive BM25 scores as (chunk id, score)."""

@@ -1,9 +1,11 @@
 """The docstore: collections, documents and chunks in SQL (SQLite or PostgreSQL).
 
-A chunk's primary key is its id in the FAISS index. Documents carry a ``status`` that makes
-ingestion crash-safe: new versions are written ``pending`` and old ones marked ``deleting``
-before the index file is replaced; ``KnowledgeBase`` finishes or undoes an interrupted write
-when it next opens the collection (see ``knowledge.recovery``).
+The database is the source of truth, the chunks' vectors included; each replica's FAISS files
+are a cache of them (``knowledge.cache``). A chunk's primary key is its id in the FAISS index.
+Documents carry a ``status`` that makes ingestion crash-safe: new versions are written
+``pending`` and made ``ready`` at a commit point that also bumps the collection's
+``generation``; the next holder of the collection's lease undoes what a dead writer left
+(``knowledge.recovery``). ``deleting`` is only found in rows written before that protocol.
 """
 
 from __future__ import annotations
@@ -52,7 +54,9 @@ class CollectionRow(KnowledgeTables):
     # optional second embedder with its own index file (None: the primary index only)
     secondary: Mapped[str | None] = mapped_column(String(300), nullable=True, default=None)
     secondary_dim: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
-    generation: Mapped[int] = mapped_column(Integer, default=0)  # bumped on every index write
+    # bumped in the transaction of every change of the collection's ready documents (and their
+    # vectors): replicas compare it with their cache's (knowledge.cache)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
     documents: Mapped[list[DocumentRow]] = relationship(back_populates="collection",

@@ -1,12 +1,15 @@
-"""One FAISS file per collection: ``IndexIDMap2(IndexFlatIP)`` over L2-normalised vectors.
+"""One FAISS index per collection: ``IndexIDMap2(IndexFlatIP)`` over L2-normalised vectors,
+and the vectors' form in the database (``to_blob``/``from_blob``: float32 little-endian bytes).
 
-Writes go through ``knowledge.atomic`` (a temporary file, fsynced, renamed over the index, the
-folder fsynced), so a crash leaves either the old index or the new one, never half of one.
+Writes go through ``knowledge.atomic`` (a temporary file renamed over the index), so a crash
+leaves either the old index or the new one, never half of one. The files are a replica's cache
+of the vectors in the database (``knowledge.cache``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import faiss
 import numpy as np
@@ -15,6 +18,20 @@ from knowledge.atomic import atomic_path
 from knowledge.errors import IndexCorrupt
 
 faiss.omp_set_num_threads(1)  # one thread per query: predictable latency on a shared CPU
+
+_BLOB = np.dtype("<f4")
+
+
+def to_blob(vector: np.ndarray) -> bytes:
+    """A unit vector as the database stores it (``ChunkRow.vector``/``vector2``)."""
+    return np.ascontiguousarray(vector, dtype=_BLOB).tobytes()
+
+
+def from_blob(blob: bytes | None, dim: int) -> np.ndarray | None:
+    """The vector of ``to_blob``; None when the bytes are not ``dim`` floats."""
+    if blob is None or len(blob) != dim * _BLOB.itemsize:
+        return None
+    return np.frombuffer(blob, dtype=_BLOB).astype(np.float32)
 
 
 class VectorIndex:
@@ -48,6 +65,10 @@ class VectorIndex:
     def __len__(self) -> int:
         return int(self.index.ntotal)
 
+    def copy(self) -> VectorIndex:
+        """An independent copy (a published snapshot is never changed: changes go to a copy)."""
+        return VectorIndex(cast(faiss.IndexIDMap2, faiss.clone_index(self.index)), self.path)
+
     def ids(self) -> np.ndarray:
         return faiss.vector_to_array(self.index.id_map).astype(np.int64)
 
@@ -78,9 +99,19 @@ class VectorIndex:
                 continue
         return out
 
-    def save(self) -> None:
+    def vectors(self, ids: list[int]) -> dict[int, np.ndarray]:
+        """The stored vectors of ``ids`` (ids not in the index are left out)."""
+        out: dict[int, np.ndarray] = {}
+        for i in ids:
+            try:
+                out[i] = np.asarray(self.index.reconstruct(int(i)), dtype=np.float32)
+            except RuntimeError:
+                continue
+        return out
+
+    def save(self, *, durable: bool = True) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.path, private=True) as tmp:  # owner-only, as before
+        with atomic_path(self.path, private=True, durable=durable) as tmp:  # owner-only
             faiss.write_index(self.index, str(tmp))
 
 

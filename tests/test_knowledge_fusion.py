@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, inspect, select, text, update
+from sqlalchemy import select
 
 from knowledge import EmbedderMismatch, KBConfig, KnowledgeBase
 from knowledge.embedders import Embedder, shared_embedder
 from knowledge.fusion import fuse_scores, fusion_weights
-from knowledge.store import DELETING, PENDING, ChunkRow, CollectionRow, DocumentRow, make_sessionmaker
+from knowledge.store import ChunkRow, CollectionRow
 from knowledge.vectors import VectorIndex
 from tests.conftest import REPO_ROOT
 
@@ -140,47 +140,47 @@ def test_ingest_replace_delete_keep_both_indexes_in_step(tmp_path: Path, primary
     assert not list((tmp_path / "indexes").glob("*.faiss"))
 
 
-def test_crash_between_the_two_index_files_is_undone_and_reingest_completes(
+def test_index_files_out_of_step_are_brought_back_from_the_database(
         tmp_path: Path, primary: Embedder, minilm: Embedder) -> None:
-    """The primary file was replaced with the new version of b.txt, the secondary was not."""
+    """A crash between the replacements of the two cache files (the primary one written for
+    the new version of b.txt, the secondary not): the database has every vector, so the next
+    process brings both files back in step with it."""
     kb = new_kb(tmp_path, primary, minilm)
     (tmp_path / "a.txt").write_text("The library opens at eight.")
     (tmp_path / "b.txt").write_text("The canteen closes at seven.")
     kb.ingest([tmp_path / "a.txt", tmp_path / "b.txt"], "t", "c")
-    col = collection(kb)
     new_text = "The canteen now closes at nine."
-    with kb._sessions() as s:
-        doc_b = s.scalar(select(DocumentRow).where(DocumentRow.source == "b.txt"))
-        new_b = DocumentRow(collection_id=col.id, source="b.txt", title="b", content_hash="1" * 64,
-                            status=PENDING, n_chunks=1,
-                            chunks=[ChunkRow(collection_id=col.id, ordinal=0, text=new_text, meta={})])
-        s.add(new_b)
-        s.execute(update(DocumentRow).where(DocumentRow.id == doc_b.id).values(status=DELETING))
-        s.commit()
-        old_ids = list(s.scalars(select(ChunkRow.id).where(ChunkRow.document_id == doc_b.id)))
-        new_id = new_b.chunks[0].id
-    index = VectorIndex.open(kb._index_path(col), col.dim)
-    index.remove(old_ids)
-    index.add(np.array([new_id]), primary.embed_documents([new_text]))
-    index.save()
-    [check] = kb.check("t", "c")
-    assert check.recovered == 2 and check.ok, check.problems
-    assert [d["source"] for d in kb.documents("t", "c")] == ["a.txt"]  # both versions undone
     (tmp_path / "b.txt").write_text(new_text)
-    report = kb.ingest([tmp_path / "a.txt", tmp_path / "b.txt"], "t", "c")
-    assert {f.source: f.action for f in report.files} == {"a.txt": "skipped", "b.txt": "added"}
-    assert kb.check("t", "c")[0].ok
-    assert kb.search("t", "When does the canteen close?", min_relevance=-1)[0].text == new_text
+    kb.ingest([tmp_path / "b.txt"], "t", "c")
+    col = collection(kb)
+    secondary = VectorIndex.open(kb._secondary_path(col), minilm.dim)
+    with kb._sessions() as s:
+        ids = set(s.scalars(select(ChunkRow.id)))
+    a_id = min(ids)
+    a_vector = secondary.vectors([a_id])[a_id]
+    stale = VectorIndex.empty(kb._secondary_path(col), minilm.dim)  # as before the new b.txt
+    stale.add(np.array([a_id, max(ids) - 1]), np.stack([a_vector, a_vector]))
+    stale.save()
+    again = new_kb(tmp_path, primary, minilm)  # a process starting over this folder
+    hits = again.search("t", "When does the canteen close?", min_relevance=-1)
+    assert hits[0].text == new_text
+    assert set(VectorIndex.open(kb._secondary_path(col), minilm.dim).ids().tolist()) == ids
+    [check] = again.check("t", "c")
+    assert check.ok and check.index_vectors == check.secondary_vectors == check.db_chunks == 2
 
 
-def test_lost_secondary_index_is_reported_and_rebuilt(tmp_path: Path, primary: Embedder,
-                                                      minilm: Embedder) -> None:
+def test_a_lost_secondary_index_file_is_rebuilt_from_the_database(
+        tmp_path: Path, primary: Embedder, minilm: Embedder) -> None:
     kb = new_kb(tmp_path, primary, minilm)
     (tmp_path / "a.txt").write_text("Grades are published on the platform.")
     kb.ingest([tmp_path / "a.txt"], "t", "c")
-    kb._secondary_path(collection(kb)).unlink()
+    path = kb._secondary_path(collection(kb))
+    path.unlink()  # a cache: the database has the MiniLM vectors
     [check] = kb.check("t", "c")
-    assert not check.ok and check.problems == ["the secondary index file is missing"]
+    assert check.ok and check.secondary_vectors == 1 and path.exists(), check
+    path.write_bytes(b"garbage")
+    [check] = kb.check("t", "c")
+    assert not check.ok and "cannot be read" in check.problems[0]
     result = kb.rebuild("t", "c")
     assert result.ok and result.secondary_vectors == 1
 
@@ -206,19 +206,6 @@ def test_embedders_are_not_mixed_and_rebuild_switches(tmp_path: Path, primary: E
     assert with_minilm.search("t", "Where is the lab?")
     result = with_minilm.rebuild("t", "c")  # adds it back
     assert result.ok and result.secondary == minilm.name and result.secondary_vectors == 2
-
-
-def test_old_database_gains_the_secondary_columns(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'kb.db'}"
-    make_sessionmaker(url)
-    engine = create_engine(url)
-    with engine.begin() as conn:  # as created before the columns existed
-        conn.execute(text("ALTER TABLE kb_collections DROP COLUMN secondary"))
-        conn.execute(text("ALTER TABLE kb_collections DROP COLUMN secondary_dim"))
-    make_sessionmaker(url)
-    columns = {c["name"] for c in inspect(engine).get_columns("kb_collections")}
-    assert {"secondary", "secondary_dim"} <= columns
-    engine.dispose()
 
 
 def test_secondary_same_as_primary_is_ignored(tmp_path: Path, primary: Embedder) -> None:

@@ -8,15 +8,18 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import create_engine, update
 
 from assistant import ToolContext, ToolError
 from assistant.config import Settings, get_settings
 from assistant.plugins import load_registry
 from assistant.tooling import Tool
+from knowledge.leases import LeaseRow
 from tests.conftest import REPO_ROOT
 from tools.knowledge_search.demo import load_demo
 from tools.knowledge_search.examples import EXAMPLES_EN, EXAMPLES_ZH
@@ -139,6 +142,15 @@ def test_sigkill_mid_ingest_then_check_agrees_and_reingest_completes(tmp_path: P
             break
     proc.wait(timeout=120)
     assert proc.returncode == -signal.SIGKILL, "the ingest finished before it could be killed"
+    # The dead process's collection lease lapses 30 s (the default time to live) after its last
+    # renewal; until then another writer waits. Let it lapse now (tests/test_knowledge_replicas.py
+    # waits for a short one instead).
+    engine = create_engine(f"sqlite:///{tmp_path / 'home' / 'mentorly.db'}")
+    with engine.begin() as conn:
+        lapsed = conn.execute(update(LeaseRow).where(LeaseRow.name.like("kb:%"))
+                              .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+        assert lapsed.rowcount == 1  # the killed ingest held it
+    engine.dispose()
 
     check = subprocess.run([sys.executable, "-m", "mentorly_app", "kb", "check", "--json"], env=env,
                            capture_output=True, text=True, timeout=180, cwd=REPO_ROOT)

@@ -9,7 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from assistant.errors import ConfigError, InvalidInput, MentorlyError, NotFound, PayloadTooLarge
+from assistant.errors import (
+    ConfigError,
+    Conflict,
+    InvalidInput,
+    MentorlyError,
+    NotFound,
+    PayloadTooLarge,
+)
 from assistant.storage import shared_database
 from knowledge import (
     CollectionNotFound,
@@ -21,6 +28,8 @@ from knowledge import (
     KnowledgeError,
 )
 from knowledge.embedders import EmbedderError, shared_embedder
+from knowledge.errors import CollectionBusy
+from knowledge.leases import LeaseLost
 
 from .settings import knowledge_settings
 
@@ -64,6 +73,8 @@ def knowledge_base(settings: Any) -> KnowledgeBase:
 
 
 def to_product_error(exc: Exception) -> MentorlyError:
+    if isinstance(exc, CollectionBusy | LeaseLost):
+        return Conflict(str(exc))
     if isinstance(exc, CollectionNotFound | DocumentNotFound):
         return NotFound(str(exc))
     if isinstance(exc, EmbedderMismatch | IndexCorrupt | EmbedderError):
@@ -78,5 +89,5 @@ def product_errors() -> Iterator[None]:
     """Re-raise the library's errors as ``assistant.errors`` classes (clear CLI/API messages)."""
     try:
         yield
-    except (KnowledgeError, EmbedderError) as exc:
+    except (KnowledgeError, EmbedderError, LeaseLost) as exc:
         raise to_product_error(exc) from exc

@@ -37,6 +37,13 @@ class KnowledgeSettings(PluginSettings):
     chunk_units: int = Field(160, ge=20, le=2000)
     overlap_units: int = Field(24, ge=0, le=500)
     flush_chunks: int = Field(512, ge=1, description="chunks between index writes while ingesting")
+    lease_ttl_s: float = Field(
+        30.0, ge=1.0, le=3600.0, description="a collection's write lease (database row): the "
+        "writer renews it every third of this; a replica that died mid-write is cleaned up by "
+        "another one this long after")
+    sync_interval_s: float = Field(
+        1.0, ge=0.0, le=300.0, description="how often a search asks the database whether another "
+        "replica changed a collection (its write is searchable here within about this)")
     demo_collection: str = "demo"
     load_demo: bool = Field(True, description="load the demo handbook on `models prepare`")
 
@@ -49,7 +56,8 @@ class KnowledgeSettings(PluginSettings):
                         lexical_weight=self.lexical_weight,
                         secondary_weight=self.secondary_weight, min_relevance=self.min_relevance,
                         chunk_units=self.chunk_units, overlap_units=self.overlap_units,
-                        flush_chunks=self.flush_chunks)
+                        flush_chunks=self.flush_chunks, lease_ttl_s=self.lease_ttl_s,
+                        sync_interval_s=self.sync_interval_s)
 
 
 def knowledge_settings(settings: Any) -> KnowledgeSettings:
