@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 
-.PHONY: install prepare serve test browser services lint bench clean
+.PHONY: install prepare serve test test-postgresql browser services lint bench clean
 
 $(BIN)/mentorly: pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Mentorly needs Python 3.11 (the pinned torch wheel); set PYTHON=...")'
@@ -28,6 +28,9 @@ test: install browser services  ## run the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+test-postgresql: install browser services  ## the whole test suite with PostgreSQL as every test's default database
+	MENTORLY_TEST_DATABASE=postgresql $(BIN)/pytest
 
 browser:  ## Debian's Chromium for the widget's browser tests (Playwright drives it; no browser download)
 	@command -v chromium >/dev/null || { \

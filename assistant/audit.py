@@ -7,7 +7,7 @@ from __future__ import annotations
 import getpass
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -42,6 +42,14 @@ class AuditItem:
                 "target": self.target, "tenant": self.tenant, "details": self.details}
 
 
+def as_utc(value: datetime) -> datetime:
+    """A timestamp read back from the database, as an aware UTC datetime. SQLite gives back
+    naive datetimes (the UTC wall time that was written); PostgreSQL aware ones in the
+    connection's time zone (the server's ``TimeZone``, not necessarily UTC). Without this the
+    same row would print as ``…T20:17:06`` on one and ``…T04:17:06+08:00`` on the other."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def cli_actor() -> str:
     try:
         return f"cli:{getpass.getuser()}"
@@ -74,8 +82,8 @@ def entries(db: Database, *, tenant: str | None = None, action: str | None = Non
     if since is not None:
         query = query.where(AuditEntry.at >= since)
     with db.session() as s:
-        return [AuditItem(at=e.at, actor=e.actor, action=e.action, target=e.target, tenant=e.tenant_id,
-                          details=dict(e.details or {})) for e in s.scalars(query).all()]
+        return [AuditItem(at=as_utc(e.at), actor=e.actor, action=e.action, target=e.target,
+                          tenant=e.tenant_id, details=dict(e.details or {})) for e in s.scalars(query).all()]
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """The developer API over real HTTP (uvicorn on 127.0.0.1): keys and scopes, tenants, uploads,
 chat as server-sent events, conversations, tools, errors, metrics, a client that leaves
-mid-stream. The LLM is the scripted fake; storage is a real SQLite file."""
+mid-stream. The LLM is the scripted fake; storage is a real SQLite file, then a real PostgreSQL
+database: every test that stores anything (keys, conversations, uploads, usage, rate counts)
+runs on both (``db_url``, ``module_db_url``)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from assistant.llm.fake import FakeBackend
 from assistant.storage import Message
 from assistant.storage.keys import ApiKey
 from mentorly_app.web import create_app
+from tests.conftest import new_database_url
 from tests.support.api_tools import png
 from tests.support.live_api import LiveServer, assert_error, make_runtime, serve
 
@@ -73,23 +76,23 @@ class Env:
 
 
 @pytest.fixture(scope="module")
-def chat_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+def chat_env(tmp_path_factory: pytest.TempPathFactory, module_db_url: str) -> Iterator[Env]:
     backend = SlowBackend()
-    runtime = make_runtime(tmp_path_factory.mktemp("api-chat"), backend=backend)
+    runtime = make_runtime(tmp_path_factory.mktemp("api-chat"), backend=backend, database_url=module_db_url)
     server, app = serve(runtime)
     yield Env(server, app, backend)
     server.stop()
 
 
 @pytest.fixture(scope="module")
-def tools_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+def tools_env(tmp_path_factory: pytest.TempPathFactory, module_db_backend: str) -> Iterator[Env]:
     backend = FakeBackend()
-    runtime = make_runtime(tmp_path_factory.mktemp("api-tools"), backend=backend, tools=True,
+    home = tmp_path_factory.mktemp("api-tools")
+    runtime = make_runtime(home, backend=backend, tools=True, database_url=new_database_url(module_db_backend, home),
                            uploads={"max_bytes": 200_000, "max_pixels": 4_000_000})
     server, app = serve(runtime)
     yield Env(server, app, backend)
     server.stop()
-
 
 
 def sse_events(text: str) -> list[dict[str, Any]]:
@@ -147,13 +150,14 @@ def test_scopes_are_enforced(chat_env: Env) -> None:
         assert httpx.get(url + path, headers=chat_env.h(chat_env.admin)).status_code == 200
 
 
-def test_keys_are_printed_once_and_stored_only_as_hashes(tmp_path: Path,
+def test_keys_are_printed_once_and_stored_only_as_hashes(tmp_path: Path, db_url: str,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from assistant.security import KeyStore
     from assistant.storage import shared_database
     from mentorly_app.cli import cli
 
     monkeypatch.setenv("MENTORLY_HOME", str(tmp_path))
+    monkeypatch.setenv("MENTORLY_DATABASE_URL", db_url)
     runner = CliRunner()
     created = runner.invoke(cli, ["keys", "create", "--tenant", "school-1", "--scopes", "chat,knowledge",
                                   "--name", "lms"])
@@ -163,7 +167,7 @@ def test_keys_are_printed_once_and_stored_only_as_hashes(tmp_path: Path,
     listed = runner.invoke(cli, ["keys", "list"])
     assert listed.exit_code == 0 and key not in listed.output
     assert "school-1" in listed.output and "chat,knowledge" in listed.output and "active" in listed.output
-    db = shared_database(f"sqlite:///{tmp_path / 'mentorly.db'}")
+    db = shared_database(db_url)
     with db.session() as s:
         row = s.scalars(select(ApiKey)).one()
         stored = " ".join(str(v) for v in vars(row).values())
@@ -180,8 +184,8 @@ def test_keys_are_printed_once_and_stored_only_as_hashes(tmp_path: Path,
     assert missing.exit_code == 1 and "no API key" in missing.output
 
 
-def test_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
-    runtime = make_runtime(tmp_path, api={"rate_limit_per_minute": 2})
+def test_rate_limit_answers_429_with_retry_after(tmp_path: Path, db_url: str) -> None:
+    runtime = make_runtime(tmp_path, database_url=db_url, api={"rate_limit_per_minute": 2})
     app = create_app(runtime, with_ui=False)
     first, _ = app.state.keys.create("acme", "tools")
     second, _ = app.state.keys.create("acme", "tools")
@@ -190,12 +194,12 @@ def test_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
             assert client.get("/api/tools", headers={"Authorization": f"Bearer {first}"}).status_code == 200
         r = client.get("/api/tools", headers={"Authorization": f"Bearer {first}"})
         assert_error(r, 429, "rate_limited", "2 requests per minute")  # type: ignore[arg-type]
-        assert 1 <= int(r.headers["retry-after"]) <= 60
+        assert 1 <= int(r.headers["retry-after"]) <= 90  # sliding window: up to 90 s for a limit of 2
         assert client.get("/api/tools", headers={"Authorization": f"Bearer {second}"}).status_code == 200
 
 
-def test_local_ui_needs_a_key_when_configured(tmp_path: Path) -> None:
-    runtime = make_runtime(tmp_path, api={"require_key_for_local_ui": True})
+def test_local_ui_needs_a_key_when_configured(tmp_path: Path, db_url: str) -> None:
+    runtime = make_runtime(tmp_path, database_url=db_url, api={"require_key_for_local_ui": True})
     app = create_app(runtime, with_ui=False)
     key, _ = app.state.keys.create("acme", "chat")
     with TestClient(app) as client:
@@ -450,12 +454,12 @@ def test_trivial_tools_run_inline_after_proving_cheap_and_slow_ones_go_back_to_t
     assert not runner.is_inline("maybe_slow")
 
 
-def test_revoking_through_the_store_ends_a_cached_key_at_once(tmp_path: Path) -> None:
+def test_revoking_through_the_store_ends_a_cached_key_at_once(db_url: str) -> None:
     from assistant.errors import Unauthorized
     from assistant.security import KeyStore
     from assistant.storage import Database
 
-    store = KeyStore(Database(f"sqlite:///{tmp_path / 'keys.db'}"))
+    store = KeyStore(Database(db_url))
     key, info = store.create("acme", ["tools"])
     assert store.authenticate(key).tenant == "acme"
     assert store.cached(key) is not None  # the hot path: the cache and one revocation check
@@ -463,3 +467,52 @@ def test_revoking_through_the_store_ends_a_cached_key_at_once(tmp_path: Path) ->
     assert store.cached(key) is None
     with pytest.raises(Unauthorized, match="revoked"):
         store.authenticate(key)
+
+
+def test_stored_times_come_back_in_utc_on_every_database(db_url: str) -> None:
+    """SQLite gives back naive datetimes, PostgreSQL aware ones in the server's time zone (here a
+    server set to Shanghai time): conversations, keys and the audit log hand out aware UTC on
+    both, the same instant that was written."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import text
+
+    from assistant import audit
+    from assistant.api.conversations import _load
+    from assistant.security import KeyStore
+    from assistant.security.widget_tokens import WidgetKeys
+    from assistant.storage import Database
+
+    db = Database(db_url)
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.connect() as conn:
+            conn.execute(text(f"ALTER DATABASE \"{db.engine.url.database}\" SET timezone TO 'Asia/Shanghai'"))
+            conn.commit()
+        db.engine.dispose()  # new connections take the database's setting
+        with db.engine.connect() as conn:
+            assert conn.scalar(text("SHOW timezone")) == "Asia/Shanghai"
+    written = datetime.now(UTC)
+    keys, widget_keys = KeyStore(db), WidgetKeys(db)
+    _, info = keys.create("acme", "chat")
+    keys.revoke(info.prefix)
+    widget_keys.create("acme", ["https://school.example"])
+    audit.record(db, actor="cli:test", action=audit.KEY_CREATED, target=info.prefix, tenant="acme")
+    conv = db.open_conversation("acme", db.ensure_user("acme", "ann"), None, "Times")
+    db.add_messages(conv.id, [("user", "What time is it?", {})])
+
+    class Holder:  # what ``_load`` reads of the runtime
+        def __init__(self, database: Database) -> None:
+            self.db = database
+
+    loaded = _load(Holder(db), "acme", conv.id)  # type: ignore[arg-type]
+    [key] = keys.list()
+    [widget] = widget_keys.list()
+    [entry] = audit.entries(db)
+    times = [loaded.created_at, loaded.updated_at, loaded.messages[0].created_at, key.created_at,
+             key.revoked_at, widget.created_at, entry.at]
+    for t in times:
+        assert t is not None and t.tzinfo is not None and t.utcoffset() == timedelta(0), t
+        assert abs(t - written) < timedelta(minutes=5), (t, written)
+    assert entry.to_dict()["at"].endswith("+00:00")
+    body = json.loads(loaded.model_dump_json())
+    assert body["created_at"].endswith("Z") and body["messages"][0]["created_at"].endswith("Z")

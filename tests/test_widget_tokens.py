@@ -1,12 +1,12 @@
 """Widget keys and learner tokens: origin allowlist, HS256 verification, anonymous visitors,
-and the widget endpoints over HTTP (no browser)."""
+and the widget endpoints over HTTP (no browser). Every test that stores keys or learners runs on
+SQLite and on PostgreSQL (``db_url``, ``module_db_url``)."""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import jwt
@@ -23,8 +23,8 @@ SITE = "https://school.example"
 
 
 @pytest.fixture
-def keys(tmp_path: Path) -> WidgetKeys:
-    return WidgetKeys(Database(f"sqlite:///{tmp_path / 'w.db'}"))
+def keys(db_url: str) -> WidgetKeys:
+    return WidgetKeys(Database(db_url))
 
 
 def test_origins_are_normalized_and_checked() -> None:
@@ -57,6 +57,7 @@ def test_a_signed_token_names_the_learner(keys: WidgetKeys) -> None:
     (lambda s, k: jwt.encode({"sub": "u", "tenant": "acme", "exp": time.time() + 60}, None, algorithm="none"),
      "not valid"),
     (lambda s, k: sign_token(s, tenant="acme", user="anon:someone"), "'sub'"),
+    (lambda s, k: sign_token(s, tenant="acme", user="learner\x00-7"), "'sub'"),
     (lambda s, k: "not.a.jwt", "not valid"),
 ])
 def test_bad_tokens_are_refused(keys: WidgetKeys, make: object, message: str) -> None:
@@ -97,7 +98,8 @@ def test_a_key_revoked_by_another_process_fails_at_once(keys: WidgetKeys) -> Non
     info, secret = keys.create("acme", [SITE])
     token = sign_token(secret, tenant="acme", user="u")
     assert keys.verify(info.key, SITE, token).external_id == "u"  # now cached in this store
-    WidgetKeys(Database(str(keys.db.engine.url))).revoke(info.key)  # as `mentorly keys revoke` does
+    url = keys.db.engine.url.render_as_string(hide_password=False)
+    WidgetKeys(Database(url)).revoke(info.key)  # as `mentorly keys revoke` does
     with pytest.raises(Unauthorized, match="revoked"):
         keys.verify(info.key, SITE, token)
 
@@ -112,8 +114,8 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    runtime = make_runtime(tmp_path_factory.mktemp("widget-http"), tools=True)
+def site(tmp_path_factory: pytest.TempPathFactory, module_db_url: str) -> Iterator[Site]:
+    runtime = make_runtime(tmp_path_factory.mktemp("widget-http"), tools=True, database_url=module_db_url)
     server, app = serve(runtime)
     info, secret = app.state.widget_keys.create("acme", [SITE])  # type: ignore[attr-defined]
     yield Site(server, app, info.key, secret)
@@ -139,6 +141,21 @@ def test_session_maps_the_learner_to_the_users_table(site: Site) -> None:
     with runtime.db.session() as s:
         user = s.scalar(select(User).where(User.tenant_id == "acme", User.external_id == "learner-7"))
         assert user is not None and user.display_name == "李雷"
+
+
+def test_control_characters_in_a_token_are_refused_or_dropped(site: Site) -> None:
+    """A NUL cannot be stored in PostgreSQL's text columns (SQLite takes it): refused in the
+    learner's id (not a 500 on one database and a stored id on the other), dropped from the name."""
+    bad = sign_token(site.secret, tenant="acme", user="learner\x00-8")
+    r = site.post("/widget/api/session", {"key": site.key, "token": bad})
+    assert r.status_code == 401 and "'sub'" in r.json()["error"]["message"]
+    token = sign_token(site.secret, tenant="acme", user="learner-8", name="An\x00n\n", course="alg\x00-1")
+    r = site.post("/widget/api/session", {"key": site.key, "token": token})
+    assert r.status_code == 200, r.text
+    assert (r.json()["name"], r.json()["course"]) == ("Ann", "alg-1")
+    with site.app.state.runtime.db.session() as s:  # type: ignore[attr-defined]
+        user = s.scalar(select(User).where(User.tenant_id == "acme", User.external_id == "learner-8"))
+        assert user is not None and user.display_name == "Ann"
 
 
 def test_refusals_are_readable_by_the_widget_and_run_nothing(site: Site) -> None:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path
 
 from assistant.api.auth import ChatKey, RuntimeDep
 from assistant.api.schemas import ERROR_RESPONSES, ConversationOut, MessageOut
+from assistant.audit import as_utc
 from assistant.runtime import Runtime
 
 router = APIRouter(tags=["chat"])
@@ -17,10 +18,11 @@ router = APIRouter(tags=["chat"])
 def _load(runtime: Runtime, tenant: str, conversation_id: str) -> ConversationOut:
     conv = runtime.db.get_conversation(tenant, conversation_id)
     messages = runtime.db.messages(tenant, conversation_id)
-    return ConversationOut(id=conv.id, title=conv.title, created_at=conv.created_at,
-                           updated_at=conv.updated_at,
+    # UTC with its offset on every database (see ``as_utc``)
+    return ConversationOut(id=conv.id, title=conv.title, created_at=as_utc(conv.created_at),
+                           updated_at=as_utc(conv.updated_at),
                            messages=[MessageOut(role=m.role, content=m.content, meta=m.meta or {},
-                                                created_at=m.created_at) for m in messages])
+                                                created_at=as_utc(m.created_at)) for m in messages])
 
 
 @router.get("/api/conversations/{conversation_id}", operation_id="get_conversation",

@@ -17,6 +17,10 @@ from assistant.security import ADMIN, Principal
 
 router = APIRouter(tags=["usage"])
 AdminKey = Annotated[Principal, Depends(require(ADMIN))]
+# An action is at most 64 characters (the column), without control characters: PostgreSQL
+# refuses a NUL in a query parameter outright (a 500), SQLite just finds nothing.
+_ACTION = r"^[^\x00-\x1f\x7f]{1,64}$"
+ActionFilter = Annotated[str | None, Query(pattern=_ACTION, description="only this action, e.g. key.created")]
 
 
 @router.get("/api/usage", operation_id="usage", responses={**ERROR_RESPONSES, 200: {
@@ -43,7 +47,7 @@ async def usage(request: Request, principal: AdminKey,
 
 @router.get("/api/audit", operation_id="audit_log", responses=ERROR_RESPONSES)
 async def audit_log(principal: AdminKey, runtime: RuntimeDep,
-                    action: str | None = None,
+                    action: ActionFilter = None,
                     limit: Annotated[int, Query(ge=1, le=10_000)] = 100) -> dict[str, Any]:
     """Administrative actions on this tenant, newest first."""
     found = await anyio.to_thread.run_sync(

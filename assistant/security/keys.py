@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from assistant.audit import as_utc
 from assistant.errors import Unauthorized
 from assistant.security.key_table import (
     KeyTable,
@@ -68,7 +69,8 @@ class KeyStore(KeyTable[ApiKey, KeyInfo, Principal]):
 
     def _info(self, row: ApiKey) -> KeyInfo:
         return KeyInfo(id=row.id, prefix=row.prefix, tenant=row.tenant_id, scopes=list(row.scopes),
-                       name=row.name, created_at=row.created_at, revoked_at=row.revoked_at)
+                       name=row.name, created_at=as_utc(row.created_at),
+                       revoked_at=as_utc(row.revoked_at) if row.revoked_at else None)
 
     def _cache_key(self, row: ApiKey) -> str:
         return row.secret_hash

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import jwt
 
+from assistant.audit import as_utc
 from assistant.config import WidgetSettings
 from assistant.errors import Forbidden, InvalidInput, Unauthorized
 from assistant.security.key_table import KeyTable, check_tenant, random_alphanumeric, random_secret
@@ -28,6 +29,9 @@ from assistant.storage.widget_keys import WidgetKey
 PK_RE = re.compile(r"^pk_[A-Za-z0-9]{24}$")
 _ANON_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _SUB_MAX = 150
+# Control characters have no place in a learner's id or name, and a NUL cannot be stored at all
+# in PostgreSQL's text columns (SQLite takes it): refused in 'sub', dropped from name and course.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -108,8 +112,8 @@ class WidgetKeys(KeyTable[WidgetKey, WidgetKeyInfo, tuple[WidgetKeyInfo, str]]):
 
     def _info(self, row: WidgetKey) -> WidgetKeyInfo:
         return WidgetKeyInfo(id=row.id, key=row.key, tenant=row.tenant_id, origins=list(row.origins),
-                             anonymous=row.anonymous, name=row.name, created_at=row.created_at,
-                             revoked_at=row.revoked_at)
+                             anonymous=row.anonymous, name=row.name, created_at=as_utc(row.created_at),
+                             revoked_at=as_utc(row.revoked_at) if row.revoked_at else None)
 
     def _cache_key(self, row: WidgetKey) -> str:
         return row.key
@@ -176,13 +180,14 @@ class WidgetKeys(KeyTable[WidgetKey, WidgetKeyInfo, tuple[WidgetKeyInfo, str]]):
         if "aud" in claims and claims["aud"] != info.key:
             raise Unauthorized("the learner token was signed for another widget key")
         sub = claims.get("sub")
-        if not isinstance(sub, str) or not sub.strip() or len(sub) > _SUB_MAX or sub.startswith("anon:"):
+        if not isinstance(sub, str) or not sub.strip() or len(sub) > _SUB_MAX or sub.startswith("anon:") \
+                or _CONTROL_RE.search(sub):
             raise Unauthorized("the learner token's 'sub' must be the learner's id (a short string)")
         name = claims.get("name")
         course = claims.get("course")
         return Learner(tenant=info.tenant, external_id=sub.strip(), key=info.key,
-                       display_name=name[:200] if isinstance(name, str) else None,
-                       course=course[:200] if isinstance(course, str) else None)
+                       display_name=_CONTROL_RE.sub("", name)[:200] if isinstance(name, str) else None,
+                       course=_CONTROL_RE.sub("", course)[:200] if isinstance(course, str) else None)
 
     def _decode(self, token: str, secret: str) -> dict[str, Any]:
         leeway = self.settings.leeway_s
