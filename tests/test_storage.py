@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from assistant.errors import ConfigError, NotFound
+from assistant.errors import ConfigError, InvalidInput, NotFound
 from assistant.storage import Database
 
 
@@ -53,6 +53,20 @@ def test_tenants_and_users_cannot_reach_each_others_conversations(db: Database) 
         db.open_conversation("t", bob, conv.id, title="x")
     with pytest.raises(NotFound):
         db.messages("t", "does-not-exist")
+
+
+def test_nul_characters_are_dropped_from_text_and_refused_in_user_ids(db: Database) -> None:
+    """PostgreSQL's text types refuse NUL (a 500 before); SQLite stored it. Same on both now."""
+    user = db.ensure_user("school-a", "learner-1", display_name="Ada\x00")
+    assert user.display_name == "Ada"
+    conv = db.open_conversation("school-a", user, None, "pasted\x00 title")
+    db.add_messages(conv.id, [("user", "a\x00b", {"raw": "x\x00y"}), ("assistant", "ok", {})])
+    stored = db.messages("school-a", conv.id)
+    assert [m.content for m in stored] == ["ab", "ok"]
+    assert stored[0].meta == {"raw": "x\x00y"}  # JSON escapes it; kept as sent
+    assert db.get_conversation("school-a", conv.id).title == "pasted title"
+    with pytest.raises(InvalidInput, match="NUL"):
+        db.ensure_user("school-a", "learner\x00-2")
 
 
 def test_a_bad_database_url_is_a_config_error() -> None:

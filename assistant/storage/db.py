@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from assistant.errors import ConfigError, NotFound
+from assistant.errors import ConfigError, InvalidInput, NotFound
 from assistant.storage.models import Base, Conversation, Message, Tenant, User
 from assistant.storage.schema import ensure_schema
 
@@ -62,6 +62,12 @@ def insert_missing(session: Session, model: type[Base], values: dict[str, Any],
         pass
 
 
+def without_nul(text: str) -> str:
+    """``text`` without NUL characters: PostgreSQL's text types refuse them (a 500 for a
+    message a learner pasted from a binary file); they carry nothing a reader can see."""
+    return text.replace("\x00", "") if "\x00" in text else text
+
+
 def ensure_tenant(session: Session, tenant: str) -> None:
     """Create the tenant row on first use (tenants are named by keys, tokens and settings);
     safe when several first requests of a tenant arrive together."""
@@ -86,7 +92,12 @@ class Database:
         try:
             # Pre-ping guards against dropped server connections; a SQLite file has none, and the
             # extra round trip would be paid on every usage row.
-            self.engine: Engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+            # A server's pool is sized for the worker threads (chat turns, tool calls and
+            # uploads run in threads); the default 5 + 10 overflow closed and reopened
+            # connections under 8 concurrent clients.
+            pool = {} if url.startswith("sqlite") else {"pool_size": 20, "max_overflow": 20}
+            self.engine: Engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"),
+                                                **pool)
         except Exception as exc:  # bad URL or missing driver
             raise ConfigError(f"cannot open database {url.split('@')[-1]}: {exc}") from exc
         if self.engine.dialect.name == "sqlite":
@@ -115,6 +126,9 @@ class Database:
         """The user row, created on first use; exactly one row however many first requests
         of a new user arrive together (see ``insert_missing``)."""
         external_id = external_id or ANONYMOUS
+        if "\x00" in external_id:  # PostgreSQL text cannot hold it; SQLite would
+            raise InvalidInput("a user id may not contain a NUL character")
+        display_name = without_nul(display_name) if display_name else display_name
         query = select(User).where(User.tenant_id == tenant, User.external_id == external_id)
         with self.session() as s:  # the common case: a read, no write lock
             user = s.scalar(query)
@@ -143,7 +157,7 @@ class Database:
                 raise NotFound(f"no conversation {conversation_id!r}")
             return conv
         with self.session() as s:
-            conv = Conversation(tenant_id=tenant, user_id=user.id, title=title[:200])
+            conv = Conversation(tenant_id=tenant, user_id=user.id, title=without_nul(title)[:200])
             s.add(conv)
             return conv
 
@@ -163,8 +177,8 @@ class Database:
             seq = -1 if seq is None else seq
             for role, content, meta in items:
                 seq += 1
-                s.add(Message(conversation_id=conversation_id, seq=seq, role=role, content=content,
-                              meta=meta))
+                s.add(Message(conversation_id=conversation_id, seq=seq, role=role,
+                              content=without_nul(content), meta=meta))
             conv = s.get(Conversation, conversation_id)
             if conv is not None:
                 conv.updated_at = datetime.now(UTC)
