@@ -200,31 +200,34 @@ def test_bad_messages_are_refused_before_anything_runs(make_agent) -> None:
     assert backend.requests == []
 
 
-def test_an_llm_failure_is_an_error_event_and_nothing_is_stored(make_agent) -> None:
-    agent, _, db = make_agent([{"error": "server unreachable"}])
-    events = list(agent.run("Hello there"))
-    assert isinstance(events[-1], ErrorEvent) and "server unreachable" in events[-1].message
-    user = db.ensure_user("default", None)
-    with db.session() as s:
-        from sqlalchemy import func, select
-
-        from assistant.storage import Message
-
-        assert s.scalar(select(func.count()).select_from(Message)) == 0
-    assert user.external_id == "anonymous"
-
-
-def test_a_consumer_that_stops_early_leaves_nothing_half_written(make_agent) -> None:
-    agent, _, db = make_agent(["a long answer that the client never reads to the end"])
-    stream = agent.run("Hello there")
-    next(e for e in stream if isinstance(e, TextDelta))
-    stream.close()
+def _messages_stored(db: Database) -> int:
+    """Every message row (the database may be shared by the module in the PostgreSQL mode,
+    so the tests compare before and after)."""
     from sqlalchemy import func, select
 
     from assistant.storage import Message
 
     with db.session() as s:
-        assert s.scalar(select(func.count()).select_from(Message)) == 0
+        return int(s.scalar(select(func.count()).select_from(Message)) or 0)
+
+
+def test_an_llm_failure_is_an_error_event_and_nothing_is_stored(make_agent) -> None:
+    agent, _, db = make_agent([{"error": "server unreachable"}])
+    before = _messages_stored(db)
+    events = list(agent.run("Hello there"))
+    assert isinstance(events[-1], ErrorEvent) and "server unreachable" in events[-1].message
+    user = db.ensure_user("default", None)
+    assert _messages_stored(db) == before
+    assert user.external_id == "anonymous"
+
+
+def test_a_consumer_that_stops_early_leaves_nothing_half_written(make_agent) -> None:
+    agent, _, db = make_agent(["a long answer that the client never reads to the end"])
+    before = _messages_stored(db)
+    stream = agent.run("Hello there")
+    next(e for e in stream if isinstance(e, TextDelta))
+    stream.close()
+    assert _messages_stored(db) == before
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_defaults_live_under_home(home: Path) -> None:
+def test_defaults_live_under_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MENTORLY_DATABASE_URL", raising=False)  # set by the PostgreSQL mode
     s = load_settings()
     assert s.home == home
     assert s.db_url == f"sqlite:///{home / 'mentorly.db'}"

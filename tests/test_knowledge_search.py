@@ -145,7 +145,8 @@ def test_sigkill_mid_ingest_then_check_agrees_and_reingest_completes(tmp_path: P
     # The dead process's collection lease lapses 30 s (the default time to live) after its last
     # renewal; until then another writer waits. Let it lapse now (tests/test_knowledge_replicas.py
     # waits for a short one instead).
-    engine = create_engine(f"sqlite:///{tmp_path / 'home' / 'mentorly.db'}")
+    engine = create_engine(os.environ.get("MENTORLY_DATABASE_URL")  # the PostgreSQL mode
+                           or f"sqlite:///{tmp_path / 'home' / 'mentorly.db'}")
     with engine.begin() as conn:
         lapsed = conn.execute(update(LeaseRow).where(LeaseRow.name.like("kb:%"))
                               .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
