@@ -290,7 +290,7 @@ def _big_document(paragraphs: int) -> bytes:
 
 def test_sigkill_during_an_ingest_on_a_leaves_b_serving_and_the_collection_clean(
         cluster: Cluster) -> None:
-    big = _big_document(900)
+    big = _big_document(450)
     outcome: dict[str, Any] = {}
 
     def upload() -> None:
@@ -312,7 +312,7 @@ def test_sigkill_during_an_ingest_on_a_leaves_b_serving_and_the_collection_clean
         time.sleep(0.05)
     else:
         raise AssertionError("the ingest on A never took the collection's lease")
-    time.sleep(1.0)  # into the embedding of the 900 sections
+    time.sleep(0.3)  # into the embedding of the 450 sections
     assert "response" not in outcome, "the ingest finished before A could be killed"
     assert cluster.a.proc is not None
     cluster.a.proc.send_signal(signal.SIGKILL)
