@@ -29,6 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 
+from knowledge.sqlite import pragmas
+
 ID = BigInteger().with_variant(Integer, "sqlite")  # INTEGER PRIMARY KEY is SQLite's rowid
 
 READY, PENDING, DELETING = "ready", "pending", "deleting"
@@ -102,12 +104,7 @@ class ChunkRow(KnowledgeTables):
     document: Mapped[DocumentRow] = relationship(back_populates="chunks")
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.close()
+_sqlite_pragmas = pragmas(10000)
 
 
 def make_sessionmaker(url: str) -> sessionmaker:

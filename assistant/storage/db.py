@@ -17,19 +17,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from assistant.errors import ConfigError, InvalidInput, NotFound
 from assistant.storage.models import Base, Conversation, Message, Tenant, User
 from assistant.storage.schema import ensure_schema
+from knowledge.sqlite import pragmas as sqlite_pragmas
 
 ANONYMOUS = "anonymous"
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    # In WAL mode NORMAL never corrupts the file and loses nothing when the process dies; only
-    # an OS crash or power cut can lose the last commits. FULL costs an fsync per commit.
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=5000")
-    cur.close()
+# In WAL mode synchronous=NORMAL never corrupts the file and loses nothing when the process
+# dies; only an OS crash or power cut can lose the last commits. FULL costs an fsync per commit.
+_sqlite_pragmas = sqlite_pragmas(5000, synchronous="NORMAL")
 
 
 def insert_missing(session: Session, model: type[Base], values: dict[str, Any],
