@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -15,12 +14,7 @@ from assistant.config import load_settings
 from assistant.llm.fake import FakeBackend
 from assistant.runtime import Runtime, build_runtime
 from mentorly_app.web import create_app
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.ports import free_port
 
 
 class LiveServer:

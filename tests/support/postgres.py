@@ -22,11 +22,7 @@ import time
 import uuid
 from pathlib import Path
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.ports import free_port
 
 
 class PostgresServer:
@@ -34,7 +30,7 @@ class PostgresServer:
 
     def __init__(self, bindir: Path) -> None:
         self.bindir = bindir
-        self.port = _free_port()
+        self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="mentorly-pg-"))
         self.data = self.root / "data"
         self.socket_dir = self.root / "run"
