@@ -130,6 +130,22 @@ class WidgetSettings(BaseModel):
     leeway_s: int = Field(30, ge=0, le=300, description="clock skew tolerated on exp/iat")
 
 
+class LtiSettings(BaseModel):
+    """LTI 1.3 (launches from Moodle, Canvas and other learning platforms)."""
+
+    public_url: str | None = Field(None, description="the address platforms reach this service at, "
+                                   "e.g. https://mentorly.school.example (default: http://host:port)")
+    session_ttl_s: int = Field(8 * 3600, ge=60, le=7 * 24 * 3600,
+                               description="how long a launched page may chat without a new launch")
+    state_ttl_s: int = Field(600, ge=30, le=3600, description="login initiation to launch, at most")
+    leeway_s: int = Field(60, ge=0, le=300, description="clock skew tolerated on exp/iat")
+    jwks_cache_s: int = Field(300, ge=0, le=86400, description="how long a platform's key set is cached")
+    retired_key_grace_s: int = Field(7 * 24 * 3600, ge=0, description="a rotated-out tool key stays "
+                                     "published this long, for platforms that cached the old set")
+    key_passphrase: SecretStr = Field(SecretStr(""), description="encrypts the tool's private keys "
+                                      "in the database (empty: stored unencrypted)")
+
+
 class AgentSettings(BaseModel):
     max_message_chars: int = Field(20_000, ge=1)
     history_turns: int = Field(6, ge=0)
@@ -181,6 +197,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     quotas: QuotaSettings = QuotaSettings()
     widget: WidgetSettings = WidgetSettings()
+    lti: LtiSettings = LtiSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -65,8 +65,10 @@ class UiKeyGuard:
         await self.app(scope, receive, send)
 
 
-def create_app(runtime: Runtime, *, widget_static: Path | None = None) -> FastAPI:
-    """The app without the UI; ``widget_static`` is the folder of ``widget.js`` and its kin."""
+def create_app(runtime: Runtime, *, widget_static: Path | None = None,
+               lti_pages: Path | None = None) -> FastAPI:
+    """The app without the UI; ``widget_static`` is the folder of ``widget.js`` and its kin,
+    ``lti_pages`` that of the LTI pages' templates."""
     mcp: McpEndpoint | None = None
 
     @asynccontextmanager
@@ -76,7 +78,7 @@ def create_app(runtime: Runtime, *, widget_static: Path | None = None) -> FastAP
             yield
 
     app = FastAPI(title="Mentorly", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
-    metrics = install_api(app, runtime, widget_static=widget_static)
+    metrics = install_api(app, runtime, widget_static=widget_static, lti_pages=lti_pages)
 
     def mcp_called(name: str, ok: bool) -> None:  # quotas and metering: the runtime's usage hooks
         metrics.tool_call(name, ok, "mcp")

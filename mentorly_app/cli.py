@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from assistant.cli import audit, chat, config, db, keys, mcp, models, serve, tools, usage, widget
+from assistant.cli import audit, chat, config, db, keys, lti, mcp, models, serve, tools, usage, widget
 from assistant.cli.main import Wiring, add_plugin_commands, cli, wire
 from mentorly_app.wiring import BUILTIN_PLUGINS
 
-COMMAND_MODULES = (audit, chat, config, db, keys, mcp, models, serve, tools, usage, widget)
+COMMAND_MODULES = (audit, chat, config, db, keys, lti, mcp, models, serve, tools, usage, widget)
 
 
 def _create_app(runtime: Any) -> Any:

@@ -29,6 +29,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
 )
 
 WIDGET_STATIC = Path(ui.__file__).resolve().parent / "widget"  # widget.js, widget.css, demo.html
+LTI_PAGES = Path(ui.__file__).resolve().parent / "lti"  # the launched pages' templates
 
 
 def make_plugin_manager(plugins: Iterable[str] | None = None) -> pluggy.PluginManager:

@@ -42,7 +42,7 @@ from tests.conftest import REPO_ROOT
 DUMPS = REPO_ROOT / "tests" / "data" / "schema_before_migrations"
 OLD_TABLES = ["tenants", "users", "conversations", "messages", "api_keys", "widget_keys", "usage",
               "audit_log", "kb_collections", "kb_documents", "kb_chunks", "rec_items", "rec_events"]
-HEAD = "0002_shared_state"
+HEAD = "0003_lti"
 
 
 @pytest.fixture
@@ -125,7 +125,8 @@ def test_an_installation_from_before_migrations_is_upgraded_with_every_row_intac
     lines = result.stdout.splitlines()
     assert lines[0].startswith("  applied 0001_baseline: Baseline")
     assert lines[1].startswith("  applied 0002_shared_state: Shared state")
-    assert lines[2] == f"Upgraded the database schema: none (before migrations) -> {HEAD}"
+    assert lines[2].startswith("  applied 0003_lti: LTI 1.3 platforms")
+    assert lines[3] == f"Upgraded the database schema: none (before migrations) -> {HEAD}"
 
     after = snapshot(engine, {t: content["columns"] for t, content in before.items()})
     assert after == before
@@ -253,7 +254,7 @@ def test_migrations_make_exactly_the_models_schema(db_url: str, engine: Engine) 
     applied: list[str] = []
     result = upgrade(db_url, progress=applied.append)
     assert result.before is None and result.after == HEAD == head_revision()
-    assert result.applied == ["0001_baseline", HEAD] and len(applied) == 2
+    assert result.applied == ["0001_baseline", "0002_shared_state", HEAD] and len(applied) == 3
     assert schema_differences(engine) == []
     # and a new database opened by Database (create_all + stamp) is the same schema
     assert current_revision(engine) == HEAD

@@ -11,12 +11,23 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from assistant.api import chat, conversations, metrics, openai_compat, tools, uploads, widget
+from assistant.api import (
+    chat,
+    conversations,
+    lti_admin,
+    lti_course,
+    metrics,
+    openai_compat,
+    tools,
+    uploads,
+    widget,
+)
 from assistant.api.auth import require
 from assistant.api.billing import install_billing
 from assistant.api.body_guard import BodyGuard
 from assistant.api.cors import WidgetCors
 from assistant.api.errors import error_body, install_error_handlers
+from assistant.api.lti import install_lti
 from assistant.api.metrics import Metrics, MetricsMiddleware
 from assistant.api.request_ids import RequestIds
 from assistant.api.widget import MAX_BODY as WIDGET_MAX_BODY
@@ -25,9 +36,11 @@ from assistant.runtime import Runtime
 from assistant.security import KeyStore, make_limiter
 
 
-def install_api(app: FastAPI, runtime: Runtime, *, widget_static: Path | None = None) -> Metrics:
+def install_api(app: FastAPI, runtime: Runtime, *, widget_static: Path | None = None,
+                lti_pages: Path | None = None) -> Metrics:
     """Everything under ``/api``, ``/v1``, ``/metrics`` and ``/widget``; the widget's static files
-    (``/widget.js``...) only when the composition root names their folder, ``widget_static``."""
+    (``/widget.js``...) only when the composition root names their folder, ``widget_static``;
+    the LTI routes (``/lti``), whose pages come from ``lti_pages``."""
     app.state.runtime = runtime
     app.state.keys = KeyStore(runtime.db)
     # one budget per key across /api, /v1 and /mcp (the MCP endpoint gets this limiter too),
@@ -42,6 +55,9 @@ def install_api(app: FastAPI, runtime: Runtime, *, widget_static: Path | None = 
         app.include_router(module.router)
     install_billing(app, runtime)  # usage, quotas, audit
     app.include_router(widget.router)
+    install_lti(app, runtime, pages=lti_pages)
+    app.include_router(lti_admin.router)
+    app.include_router(lti_course.router)
     if widget_static is not None:
         app.include_router(static_router(widget_static))
     runtime.plugin_manager.hook.register_routes(app=app, runtime=runtime)  # plugins' routers

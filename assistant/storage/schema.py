@@ -38,6 +38,7 @@ import knowledge.leases  # noqa: F401  (registers the leases table on KnowledgeT
 from assistant.errors import ConfigError, SchemaOutdated
 from assistant.storage import audit as _audit  # noqa: F401  (the models' tables, all registered)
 from assistant.storage import keys as _keys  # noqa: F401
+from assistant.storage import lti as _lti  # noqa: F401
 from assistant.storage import rate_counts as _rate_counts  # noqa: F401
 from assistant.storage import usage as _usage  # noqa: F401
 from assistant.storage import widget_keys as _widget_keys  # noqa: F401

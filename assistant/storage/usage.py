@@ -21,7 +21,8 @@ class UsageRecord(Base):
     user: Mapped[str] = mapped_column(String(200), default="")
     key: Mapped[str] = mapped_column(String(64), default="")  # API key prefix or widget pk_ key
     tool: Mapped[str] = mapped_column(String(200), default="")  # "" = an answer without a tool
-    surface: Mapped[str] = mapped_column(String(16), default="api")  # api | widget | tool | other
+    surface: Mapped[str] = mapped_column(String(16), default="api")  # api | widget | lti | tool | other
+    course: Mapped[str] = mapped_column(String(100), default="")  # an LTI course's collection, else ""
     turns: Mapped[int] = mapped_column(Integer, default=0)
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     completion_tokens: Mapped[int] = mapped_column(Integer, default=0)
