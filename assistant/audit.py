@@ -26,6 +26,12 @@ DOCUMENT_UPLOADED = "document.uploaded"
 DOCUMENT_DELETED = "document.deleted"
 CATALOG_IMPORTED = "catalog.imported"
 SETTINGS_CHANGED = "settings.changed"
+LTI_PLATFORM_ADDED = "lti.platform_added"
+LTI_PLATFORM_REMOVED = "lti.platform_removed"
+LTI_KEY_ROTATED = "lti.key_rotated"
+LTI_LAUNCH = "lti.launch"
+LTI_LAUNCH_REFUSED = "lti.launch_refused"
+LTI_DEEP_LINK = "lti.deep_link"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from assistant.api.errors import error_body
 from assistant.events import Event
-from assistant.metering import current_key, current_surface
+from assistant.metering import current_course, current_key, current_surface
 from assistant.quotas import QuotaExceeded, Quotas
 
 
@@ -25,27 +25,31 @@ async def run_check(quotas: Quotas, *, tenant: str, user: str, key: str) -> None
         quotas.check(tenant=tenant, user=user, key=key)
 
 
-async def admit(request: Request, *, tenant: str, user: str | None, key: str, surface: str) -> None:
+async def admit(request: Request, *, tenant: str, user: str | None, key: str, surface: str,
+                course: str = "") -> None:
     """Raise ``QuotaExceeded`` (429) if this turn must not run; else attribute its usage."""
     quotas: Quotas = request.app.state.quotas
     await run_check(quotas, tenant=tenant, user=user or "anonymous", key=key)
     current_key.set(key)
     current_surface.set(surface)
+    current_course.set(course)
 
 
-def attributed(gen: Generator[Event, None, None], key: str, surface: str) -> Generator[Event, None, None]:
+def attributed(gen: Generator[Event, None, None], key: str, surface: str,
+               course: str = "") -> Generator[Event, None, None]:
     """The agent's events, with the usage attribution set on every resumption (each ``next``
     may run in a different worker thread, with its own context)."""
     try:
         while True:
-            key_token, surface_token = current_key.set(key), current_surface.set(surface)
+            tokens = current_key.set(key), current_surface.set(surface), current_course.set(course)
             try:
                 event = next(gen)
             except StopIteration:
                 return
             finally:
-                current_key.reset(key_token)
-                current_surface.reset(surface_token)
+                current_key.reset(tokens[0])
+                current_surface.reset(tokens[1])
+                current_course.reset(tokens[2])
             yield event
     finally:
         gen.close()

@@ -29,7 +29,7 @@ ActionFilter = Annotated[str | None, Query(pattern=_ACTION, description="only th
 async def usage(request: Request, principal: AdminKey,
                 from_: Annotated[str | None, Query(alias="from", description="ISO date/time, UTC")] = None,
                 to: Annotated[str | None, Query(description="ISO date/time (exclusive), UTC")] = None,
-                group_by: Literal["tenant", "user", "tool"] = "tenant",
+                group_by: Literal["tenant", "user", "tool", "course"] = "tenant",
                 format: Literal["json", "csv"] = "json") -> Response:
     """Tokens, tool calls, image megapixels, embedded tokens and compute time per tenant, user or
     tool, over [from, to): the basis for pay-per-use billing."""

@@ -14,7 +14,7 @@ from assistant.metering import CSV_FIELDS, Meter, parse_time, to_csv
 @cli.command("usage")
 @click.option("--from", "from_", default=None, help="ISO date/time, UTC (default: 30 days ago).")
 @click.option("--to", default=None, help="ISO date/time, exclusive (default: now).")
-@click.option("--group-by", type=click.Choice(["tenant", "user", "tool"]), default="tenant",
+@click.option("--group-by", type=click.Choice(["tenant", "user", "tool", "course"]), default="tenant",
               show_default=True)
 @click.option("--tenant", default=None, help="Only this tenant.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV for billing.")
@@ -22,7 +22,8 @@ from assistant.metering import CSV_FIELDS, Meter, parse_time, to_csv
 @click.pass_context
 def usage_command(ctx: click.Context, from_: str | None, to: str | None, group_by: str, tenant: str | None,
                   as_csv: bool, as_json: bool) -> None:
-    """Metered use (tokens, tool calls, image megapixels, embedded tokens, compute time)."""
+    """Metered use (tokens, tool calls, image megapixels, embedded tokens, compute time, LTI
+    launches); by course: per LTI course collection ("" for use outside a course)."""
     start = parse_time(from_, "--from") or datetime.now(UTC) - timedelta(days=30)
     end = parse_time(to, "--to")
     rows = Meter(_database(ctx)).report(start=start, end=end, group_by=group_by, tenant=tenant)

@@ -30,3 +30,4 @@ class UsageRecord(Base):
     image_megapixels: Mapped[float] = mapped_column(Float, default=0.0)
     embedded_tokens: Mapped[int] = mapped_column(Integer, default=0)  # an estimate (chars / 3)
     compute_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    launches: Mapped[int] = mapped_column(Integer, default=0)  # LTI launches

@@ -1,7 +1,7 @@
 """LTI 1.3 platforms, keys, logins, courses and sessions; usage per course.
 
 Registered platforms, the tool's signing keys, pending logins, courses and launch sessions;
-``usage.course`` meters use per course. Idempotent like the baseline (a process of
+``usage.course`` and ``usage.launches`` meter use per course. Idempotent like the baseline (a process of
 this version may have created the tables with ``create_all`` before the upgrade ran).
 
 Revision ID: 0003_lti
@@ -30,11 +30,17 @@ def _created(name: str) -> sa.Column[Any]:
 def upgrade() -> None:
     inspector = sa.inspect(op.get_bind())
     existing = set(inspector.get_table_names())
-    if "course" not in {c["name"] for c in inspector.get_columns("usage")}:
+    usage_columns = {c["name"] for c in inspector.get_columns("usage")}
+    wanted = (sa.Column("course", sa.String(100), nullable=False, server_default=""),
+              sa.Column("launches", sa.Integer(), nullable=False, server_default="0"))
+    new_columns = [column for column in wanted if column.name not in usage_columns]
+    if new_columns:
         with op.batch_alter_table("usage") as batch:
-            batch.add_column(sa.Column("course", sa.String(100), nullable=False, server_default=""))
-        with op.batch_alter_table("usage") as batch:  # the default only filled the existing rows
-            batch.alter_column("course", server_default=None)
+            for column in new_columns:
+                batch.add_column(column)
+        with op.batch_alter_table("usage") as batch:  # the defaults only filled the existing rows
+            for column in new_columns:
+                batch.alter_column(column.name, server_default=None)
     if "lti_platforms" not in existing:
         op.create_table(
             "lti_platforms",
@@ -121,4 +127,5 @@ def downgrade() -> None:
         if name in existing:
             op.drop_table(name)
     with op.batch_alter_table("usage") as batch:
+        batch.drop_column("launches")
         batch.drop_column("course")
