@@ -130,4 +130,7 @@ def test_usage_endpoint_json_csv_scopes_and_tenants(env: Env) -> None:
     bad = httpx.get(env.url + "/api/usage", headers=env.h(env.admin), params={"from": "yesterday"})
     assert bad.status_code == 422 and "ISO" in bad.json()["error"]["message"]
     assert httpx.get(env.url + "/api/usage", headers=env.h(env.admin),
-                     params={"group_by": "course"}).status_code == 422
+                     params={"group_by": "week"}).status_code == 422
+    by_course = httpx.get(env.url + "/api/usage", headers=env.h(env.admin), params={"group_by": "course"})
+    assert by_course.status_code == 200  # use outside an LTI course is the course ""
+    assert [row["group"] for row in by_course.json()["rows"]] == [""]
