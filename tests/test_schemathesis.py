@@ -43,7 +43,9 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
 
 OPERATIONS = ["health", "ready", "metrics", "create_upload", "chat", "get_conversation", "list_tools", "call_tool",
               "list_models", "create_chat_completion",
-              "usage", "audit_log"]  # issue 8: metering and the audit log
+              "usage", "audit_log",  # issue 8: metering and the audit log
+              "list_lti_platforms", "create_lti_platform", "get_lti_platform", "delete_lti_platform",
+              "lti_config"]  # issue 17: LTI platform registration
 
 
 def _operations(url: str) -> dict[str, Any]:
