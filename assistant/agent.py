@@ -122,13 +122,16 @@ class Agent:
         tenant: str | None = None,
         conversation_id: str | None = None,
         collection: str | None = None,
+        fallback_collections: Sequence[str] | None = None,
         history: Sequence[Message] | None = None,
         instructions: str = "",
     ) -> Generator[Event, None, None]:
         """One turn. ``history`` (earlier user/assistant messages, oldest first) replaces the
         stored conversation's history: OpenAI-style clients send the whole conversation.
         ``instructions`` (an OpenAI client's ``system`` messages) shape the tone and focus of
-        generated text; they never change what is quoted, cited or refused."""
+        generated text; they never change what is quoted, cited or refused.
+        ``fallback_collections`` makes knowledge search course-first (``collection``, then
+        these; see ``ToolContext.fallback_collections``)."""
         message = self._check_message(message, files)
         turn_started = time.perf_counter()
         tenant = tenant or self.settings.default_tenant
@@ -138,7 +141,9 @@ class Agent:
         history = self._history(conv.id) if history is None else self._given(history)
         context = ToolContext(tenant=tenant, user=db_user.external_id, files=list(files),
                               settings=self.settings, message=message, language=language,
-                              collection=collection)
+                              collection=collection,
+                              fallback_collections=None if fallback_collections is None
+                              else tuple(fallback_collections))
         usage = Usage()
         try:
             plan = self._plan(message, context, history, usage)

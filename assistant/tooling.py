@@ -49,6 +49,12 @@ class ToolContext:
     collection: str | None = None
     """The document collection the embedding page names (widget ``data-collection``): the
     default for knowledge search. Set by the caller, never by the model."""
+    fallback_collections: tuple[str, ...] | None = None
+    """Course-first search (an LTI course): ``None`` searches ``collection`` alone (one that does
+    not exist is an error: the page named a wrong one). A tuple searches ``collection`` first (a
+    course without documents yet reads as empty) and these collections only when it has no
+    relevant passage; without ``collection``, these alone (never the tenant's other
+    collections). Set by the caller, never by the model."""
     previous_answer: str = ""
     """On a follow-up ("something easier than those?"): the assistant's previous answer, so a
     tool can leave out what it already showed. Set by the agent, never by the model."""

@@ -6,11 +6,18 @@ requests (``text/plain`` JSON bodies, multipart uploads, no custom headers) so t
 no CORS preflight; each response names the calling origin in ``Access-Control-Allow-Origin``.
 Work happens only for an origin on the widget key's allowlist; a refusal still carries the
 header so the widget can show why. The publishable key and the learner token travel in the body.
+
+A page launched from a learning platform (LTI, ``ui/lti/page.html``) sends ``session`` (the
+launch's ``lti_…`` token) instead of the key: no origin allowlist applies (the page is on our
+own origin and the token is the credential); who the learner is, their course and what they may
+do come from the signed launch only. Their questions search the course's collection first, then
+the platform's shared collections; their usage is metered with surface ``lti`` and the course.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import anyio
@@ -23,6 +30,7 @@ from assistant.api.chat import error_event, place_event, sse_events
 from assistant.api.cors import widget_cors
 from assistant.api.errors import describe_errors, mentorly_error_response
 from assistant.api.limits import admit, attributed, quota_response
+from assistant.api.lti_course import shared_collections
 from assistant.api.turns import (
     _END,
     SSE_HEADERS,
@@ -33,8 +41,9 @@ from assistant.api.turns import (
     queued_stream,
 )
 from assistant.api.uploads import _refuse_oversized_body, read_upload
-from assistant.errors import InvalidInput, MentorlyError, PayloadTooLarge
+from assistant.errors import Forbidden, InvalidInput, MentorlyError, PayloadTooLarge
 from assistant.language import detect_language
+from assistant.lti.sessions import LtiSessions, SessionInfo
 from assistant.quotas import QuotaExceeded
 from assistant.runtime import Runtime
 from assistant.security.widget_tokens import Learner, WidgetKeys
@@ -42,10 +51,15 @@ from assistant.storage import Conversation, Message, User
 
 router = APIRouter(tags=["widget"])
 MAX_BODY = 256 * 1024  # JSON bodies (the body guard applies it before they are read here)
+RESOURCE_LINK = "LtiResourceLinkRequest"  # the launch that opens the chat (not deep linking)
 
 
 class WidgetAuth(BaseModel):
-    key: str = Field(max_length=64)
+    """A widget key (with the host's learner token, or an anonymous visitor's id), or a
+    launched LTI page's ``session``."""
+
+    key: str | None = Field(None, max_length=64)
+    session: str | None = Field(None, max_length=64)
     token: str | None = Field(None, max_length=8192)
     anon: str | None = Field(None, max_length=64)
 
@@ -81,15 +95,52 @@ async def _json_body(request: Request, model: type[BaseModel]) -> Any:
         raise InvalidInput(f"invalid widget request: {describe_errors(exc.errors())}") from None
 
 
-async def _learner(request: Request, auth: WidgetAuth) -> Learner:
-    keys: WidgetKeys = request.app.state.widget_keys
+@dataclass(frozen=True)
+class Asker:
+    """Who calls: the learner, and for a launched LTI page the launch's session."""
+
+    learner: Learner
+    lti: SessionInfo | None = None
+
+    @property
+    def surface(self) -> str:
+        return "lti" if self.lti is not None else "widget"
+
+    @property
+    def course(self) -> str:
+        """The usage row's ``course``: an LTI course's collection, else ``""``."""
+        return (self.lti.collection or "") if self.lti is not None else ""
+
+
+async def _asker(request: Request, auth: WidgetAuth) -> Asker:
+    """Check the widget key, origin and token, or the LTI session; a session may chat only
+    when it came from a resource-link launch (a deep-linking launch places the tool)."""
     runtime: Runtime = request.app.state.runtime
-    learner = await anyio.to_thread.run_sync(keys.verify, auth.key, request.headers.get("origin"),
-                                             auth.token, auth.anon)
+    info: SessionInfo | None = None
+    if auth.session is not None:
+        if auth.key is not None:
+            raise InvalidInput("invalid widget request: give the widget key or the LTI session, not both")
+        sessions: LtiSessions = request.app.state.lti_sessions
+        info = await anyio.to_thread.run_sync(sessions.verify, auth.session)
+        if info.message_type != RESOURCE_LINK:
+            raise Forbidden("this launch places the assistant in a course; open it from the course "
+                            "to chat")
+        learner = Learner(tenant=info.tenant, external_id=info.user, key=info.meter_key,
+                          display_name=info.display_name or None, course=info.collection)
+    elif auth.key is not None:
+        keys: WidgetKeys = request.app.state.widget_keys
+        learner = await anyio.to_thread.run_sync(keys.verify, auth.key, request.headers.get("origin"),
+                                                 auth.token, auth.anon)
+    else:
+        raise InvalidInput("invalid widget request: the widget key (key) is missing")
     if not learner.anonymous:  # history and recommendations follow the learner
         await anyio.to_thread.run_sync(runtime.db.ensure_user, learner.tenant, learner.external_id,
                                        learner.display_name)
-    return learner
+    return Asker(learner, info)
+
+
+async def _learner(request: Request, auth: WidgetAuth) -> Learner:
+    return (await _asker(request, auth)).learner
 
 
 @router.post("/widget/api/session", include_in_schema=False)
@@ -132,9 +183,15 @@ async def widget_chat(request: Request) -> Response:
     headers = {**SSE_HEADERS, **_cors(request)}
     try:
         body: WidgetChat = await _json_body(request, WidgetChat)
-        learner = await _learner(request, body)
+        asker = await _asker(request, body)
+        learner = asker.learner
+        # a launched page searches its course, then the platform's shared collections: never
+        # what the page's body names
+        collection = learner.course if asker.lti is not None else body.collection
+        fallbacks = (await anyio.to_thread.run_sync(shared_collections, runtime.db, asker.lti.platform_id)
+                     if asker.lti is not None else None)
         await admit(request, tenant=learner.tenant, user=learner.external_id, key=learner.key,
-                    surface="widget")
+                    surface=asker.surface, course=asker.course)
         files = [runtime.uploads.get(learner.tenant, upload_id) for upload_id in body.uploads]
         ticket = admit_turn(runtime)
     except MentorlyError as exc:
@@ -143,9 +200,9 @@ async def widget_chat(request: Request) -> Response:
     async def start() -> TurnRun:
         gen = attributed(runtime.agent.run(body.message, files=files, user=learner.external_id,
                                            tenant=learner.tenant, conversation_id=body.conversation_id,
-                                           collection=body.collection),
-                         learner.key, "widget")
-        turn = await begin_turn(runtime, request.app.state.metrics, "widget", ticket, gen)
+                                           collection=collection, fallback_collections=fallbacks),
+                         learner.key, asker.surface, course=asker.course)
+        turn = await begin_turn(runtime, request.app.state.metrics, asker.surface, ticket, gen)
         if turn.first is _END:
             turn.abandon()
             raise InvalidInput("the turn produced no events")
@@ -166,13 +223,26 @@ async def widget_chat(request: Request) -> Response:
                                     headers=headers)
 
 
+def _form_auth(**fields: str | None) -> WidgetAuth:
+    """The upload form's fields as ``WidgetAuth``; an overlong one is a 422, not a 500."""
+    try:
+        return WidgetAuth.model_validate(fields)
+    except ValidationError as exc:
+        raise InvalidInput(f"invalid widget request: {describe_errors(exc.errors())}") from None
+
+
 @router.post("/widget/api/uploads", include_in_schema=False, dependencies=[Depends(_refuse_oversized_body)])
-async def widget_upload(request: Request, file: Annotated[UploadFile, File()], key: Annotated[str, Form()],
+async def widget_upload(request: Request, file: Annotated[UploadFile, File()],
+                        key: Annotated[str | None, Form()] = None,
+                        session: Annotated[str | None, Form()] = None,
                         token: Annotated[str | None, Form()] = None,
                         anon: Annotated[str | None, Form()] = None) -> Response:
     runtime: Runtime = request.app.state.runtime
     try:
-        learner = await _learner(request, WidgetAuth(key=key[:64], token=token, anon=anon))
+        # an overlong key or session is cut to 64 characters (then refused as malformed: 401)
+        auth = _form_auth(key=None if key is None else key[:64],
+                          session=None if session is None else session[:64], token=token, anon=anon)
+        learner = await _learner(request, auth)
         data = await read_upload(file, runtime.settings.uploads.max_bytes)
         upload = await anyio.to_thread.run_sync(runtime.uploads.save, data, file.filename or "upload",
                                                 learner.tenant)

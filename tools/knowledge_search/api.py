@@ -8,6 +8,11 @@ before anything is stored: the extension must be one the loaders read, the bytes
 ``MENTORLY_KNOWLEDGE__MAX_FILE_MB``. A DOCX archive is also checked against the unpacking
 limits (``knowledge.unpacking``) before anything is decompressed: a zip bomb is refused with
 413 in milliseconds. A document that cannot be read answers 422 naming the problem.
+
+``/lti/api/course/…`` does the same for a launched LTI page's instructor, on the one collection
+their course's launch names (``Authorization: Bearer lti_…``, checked by the core's
+``instructor_session``): a learner's session is refused (403), a path or body never names a
+collection, and uploads and removals are audited with the instructor as actor (``lti:<user>``).
 """
 
 from __future__ import annotations
@@ -21,11 +26,16 @@ import anyio
 from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import UploadFile as FormFile
+from starlette.types import Message, Receive
 
+from assistant import audit
 from assistant.api import require
+from assistant.api.body_guard import size_text
+from assistant.api.lti_course import InstructorSession
 from assistant.api.schemas import ERROR_RESPONSES, ErrorResponse
 from assistant.api.uploads import read_upload
-from assistant.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
+from assistant.errors import InvalidInput, NotFound, PayloadTooLarge, UnsupportedMedia
 from assistant.security import KNOWLEDGE, Principal
 from knowledge import DocumentTooLarge, UnpackLimits, UnreadableDocument, WrongFormat
 from knowledge.loaders import SUFFIXES, decode_text
@@ -291,5 +301,122 @@ def make_router(runtime: Any) -> APIRouter:
     return router
 
 
+def _course_documents(runtime: Any, tenant: str, collection: str) -> list[dict[str, Any]]:
+    """A course's documents; none before its first upload (which makes the collection)."""
+    try:
+        return _documents(runtime, tenant, collection)
+    except NotFound:
+        return []
+
+
+def _course_status(runtime: Any, tenant: str, collection: str) -> dict[str, Any]:
+    """Documents, chunks and whether the index agrees with the database (``kb check``)."""
+    try:
+        [result] = _check(runtime, tenant, collection)
+    except NotFound:
+        return {"collection": collection, "exists": False, "documents": 0, "chunks": 0,
+                "index_vectors": 0, "in_sync": True, "problems": []}
+    return {"collection": collection, "exists": True, "documents": result["documents"],
+            "chunks": result["db_chunks"], "index_vectors": result["index_vectors"],
+            "in_sync": bool(result["ok"]), "problems": list(result["problems"]),
+            "recovered": result["recovered"]}
+
+
+def _capped(receive: Receive, limit: int) -> Receive:
+    """``receive`` that refuses (413) a body growing past a file of ``limit`` bytes (and the
+    multipart framing around it) as it streams: a chunked upload (no Content-Length) is stopped
+    there instead of being spooled whole. (``BodyGuard`` does this for the routes under ``/api/``;
+    ``/lti/`` is outside its paths.)"""
+    total = 0
+
+    async def capped() -> Message:
+        nonlocal total
+        message = await receive()
+        if message["type"] == "http.request":
+            total += len(message.get("body", b""))
+            if total > limit + _MULTIPART_SLACK:
+                raise PayloadTooLarge(f"the upload exceeded the limit of {size_text(limit)}")
+        return message
+
+    return capped
+
+
+async def _one_file(request: Request, limit: int) -> tuple[str, bytes]:
+    """The multipart body's ``file`` (name, bytes), parsed only now: after the session was
+    checked, so nobody else's upload is ever read or spooled."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit + _MULTIPART_SLACK:
+        raise PayloadTooLarge(f"the upload is {int(length):,} bytes, over the limit of {limit:,}")
+    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+        raise InvalidInput("send the document as multipart/form-data in the field 'file'")
+    body = Request(request.scope, _capped(request.receive, limit))
+    async with body.form(max_files=1, max_fields=4) as form:
+        file = form.get("file")
+        if not isinstance(file, FormFile):
+            raise InvalidInput("send the document in the multipart field 'file'")
+        filename = safe_filename(file.filename)
+        data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"the file exceeded the upload limit of {size_text(limit)}")
+    return filename, data
+
+
+def course_router(runtime: Any) -> APIRouter:
+    """The course's documents and status for its instructor (``/lti/api/course/…``)."""
+    router = APIRouter(prefix="/lti/api/course", tags=["lti"], include_in_schema=False)
+
+    def actor(session: Any) -> str:
+        """``lti:<user>``: the session's user id already reads ``lti:<platform>:<sub>``."""
+        user = str(session.user)
+        return user if user.startswith("lti:") else f"lti:{user}"
+
+    @router.get("/documents")
+    async def course_documents(session: InstructorSession) -> dict[str, Any]:
+        collection = str(session.collection)
+        docs = await anyio.to_thread.run_sync(_course_documents, runtime, session.tenant, collection)
+        return {"collection": collection, "documents": docs}
+
+    @router.post("/documents")
+    async def upload_course_document(request: Request, session: InstructorSession) -> dict[str, Any]:
+        """Add (or replace) a document in the course's collection; made on the first upload."""
+        collection = str(session.collection)
+        filename, data = await _one_file(request, max_upload_bytes(runtime))
+        await anyio.to_thread.run_sync(check_content, filename, data, unpack_limits(runtime))
+        report = await anyio.to_thread.run_sync(_ingest, runtime, session.tenant, collection,
+                                                filename, data)
+        await anyio.to_thread.run_sync(lambda: audit.record(
+            runtime.db, actor=actor(session), action=audit.DOCUMENT_UPLOADED,
+            target=f"{collection}/{filename}", tenant=session.tenant,
+            details={"collection": collection, "source": filename, "via": "lti",
+                     "platform": session.platform_id, "counts": report.get("counts", {})}))
+        return report
+
+    @router.delete("/documents/{source:path}")
+    async def delete_course_document(source: str, session: InstructorSession) -> DeletedOut:
+        """Remove a document (its ``source`` as listed) from the course's collection."""
+        if not source.strip() or len(source) > 500 or _CONTROL.search(source):
+            raise InvalidInput("give the document's source name as listed by GET .../documents")
+        collection = str(session.collection)
+        chunks = await anyio.to_thread.run_sync(_delete, runtime, session.tenant, collection, source)
+        await anyio.to_thread.run_sync(lambda: audit.record(
+            runtime.db, actor=actor(session), action=audit.DOCUMENT_DELETED,
+            target=f"{collection}/{source}", tenant=session.tenant,
+            details={"collection": collection, "source": source, "via": "lti",
+                     "platform": session.platform_id, "chunks": chunks}))
+        return DeletedOut(collection=collection, source=source, chunks=chunks)
+
+    @router.get("/status")
+    async def course_status(session: InstructorSession) -> dict[str, Any]:
+        """The collection's documents and chunks, and whether its index is in sync."""
+        collection = str(session.collection)
+        status = await anyio.to_thread.run_sync(_course_status, runtime, session.tenant, collection)
+        course = session.course
+        return {**status, "title": course.title if course is not None else "",
+                "accepts": list(SUFFIXES), "max_bytes": max_upload_bytes(runtime)}
+
+    return router
+
+
 def install(app: FastAPI, runtime: Any) -> None:
     app.include_router(make_router(runtime))
+    app.include_router(course_router(runtime))

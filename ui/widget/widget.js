@@ -4,6 +4,15 @@
  *           data-lang="en|zh" data-title="Course helper" data-position="right|left"
  *           data-collection="course-101" async></script>
  *
+ * Full-page mode (the page a learning platform's LTI launch opens, inside its iframe):
+ *
+ *   <script src="/widget.js" data-mode="page" data-session="lti_..." data-lang="zh|en"
+ *           data-title="..." data-target="element-id"></script>
+ *
+ * fills its target (or the page) with the chat, always open, no launcher. Every call carries the
+ * launch's session token in its body instead of the key and token: no cookie is needed, so
+ * browsers blocking third-party cookies in the platform's iframe change nothing.
+ *
  * Everything is rendered with textContent / DOM nodes, never innerHTML: model output and user
  * input cannot inject markup. Requests are CORS "simple" requests (text/plain JSON, multipart),
  * so browsers send no preflight. The UI lives in an open shadow root, isolated from the host CSS.
@@ -14,8 +23,11 @@
   if (!script || script.dataset.mentorlyLoaded) { return; }
   script.dataset.mentorlyLoaded = "1";
   var BASE = new URL(script.src, document.baseURI).origin;
+  var PAGE = script.dataset.mode === "page";
   var opts = {
     key: script.dataset.key || "",
+    session: PAGE ? (script.dataset.session || "") : "",
+    target: script.dataset.target || "",
     token: script.dataset.token || "",
     lang: (script.dataset.lang || (navigator.language || "en")).toLowerCase().indexOf("zh") === 0 ? "zh" : "en",
     title: script.dataset.title || "",
@@ -36,7 +48,9 @@
           queuedNext: "Many learners are asking right now. Your turn is next (about {s} s).",
           busy: "Many learners are asking right now. Please try again in {s} s.",
           uploading: "Uploading the image…", welcome: "Hello! How can I help you learn today?",
-          welcomeName: "Hello, {name}! How can I help you learn today?" },
+          welcomeName: "Hello, {name}! How can I help you learn today?",
+          expired: "This page's session has ended. Open the assistant again from your course.",
+          shared: "shared: " },
     zh: { title: "问问 Mentorly", open: "打开助手聊天", close: "关闭", send: "发送",
           placeholder: "请输入问题…", attach: "添加图片", attached: "已添加图片：",
           remove: "移除图片", imageOnly: "（一张图片）", thinking: "思考中…", tool: "正在使用工具：", done: "完成：",
@@ -50,7 +64,9 @@
           queuedNext: "现在提问的同学很多。下一个就轮到你（大约 {s} 秒）。",
           busy: "现在提问的同学很多，请在 {s} 秒后再试。",
           uploading: "正在上传图片…", welcome: "你好！今天想学点什么？",
-          welcomeName: "{name}，你好！今天想学点什么？" }
+          welcomeName: "{name}，你好！今天想学点什么？",
+          expired: "本页面的会话已结束，请从课程中重新打开助手。",
+          shared: "共享资料：" }
   };
   var t = TEXT[opts.lang];
   var anon = (function () {
@@ -80,20 +96,23 @@
   var CHAT_ICON = "M21 12a8 8 0 0 1-11.6 7.1L4 20l1.1-4.6A8 8 0 1 1 21 12z";
   var CLIP_ICON = "M21 11.5l-8.5 8.5a5 5 0 0 1-7-7l9-9a3.5 3.5 0 0 1 5 5l-9 9a2 2 0 0 1-3-3l8.5-8.5";
 
-  var host = el("div", { "class": "mentorly-widget-host" });
+  var host = el("div", { "class": PAGE ? "mentorly-widget-host mentorly-page" : "mentorly-widget-host" });
   var root = host.attachShadow({ mode: "open" });
   var css = el("link", { rel: "stylesheet", href: BASE + "/widget.css" });
   root.appendChild(css);
-  var wrap = el("div", { "class": "mw mw-" + opts.position, lang: opts.lang === "zh" ? "zh-CN" : "en" });
+  var wrap = el("div", { "class": PAGE ? "mw mw-page mw-open" : "mw mw-" + opts.position,
+                         lang: opts.lang === "zh" ? "zh-CN" : "en" });
   var launcher = el("button", { "class": "mw-launcher", type: "button", "aria-label": t.open,
                                 "aria-expanded": "false", "aria-controls": "mw-panel" });
   launcher.appendChild(icon(CHAT_ICON));
-  var panel = el("section", { "class": "mw-panel", id: "mw-panel", role: "dialog", "aria-modal": "false",
-                              "aria-labelledby": "mw-title", hidden: "" });
+  var panel = PAGE ? el("section", { "class": "mw-panel", id: "mw-panel", "aria-labelledby": "mw-title" })
+                   : el("section", { "class": "mw-panel", id: "mw-panel", role: "dialog", "aria-modal": "false",
+                                     "aria-labelledby": "mw-title", hidden: "" });
   var header = el("header", { "class": "mw-header" });
   var title = el("h2", { id: "mw-title", "class": "mw-title" }, opts.title || t.title);
   var closeBtn = el("button", { "class": "mw-close", type: "button", "aria-label": t.close }, "×");
-  header.appendChild(title); header.appendChild(closeBtn);
+  header.appendChild(title);
+  if (!PAGE) { header.appendChild(closeBtn); }  // a page's chat is always open
   var log = el("div", { "class": "mw-log", role: "log", "aria-live": "polite", "aria-relevant": "additions text", tabindex: "0" });
   var chip = el("div", { "class": "mw-chip", hidden: "" });
   var chipText = el("span", null, "");
@@ -107,7 +126,8 @@
   var sendBtn = el("button", { type: "submit", "class": "mw-send" }, t.send);
   form.appendChild(fileInput); form.appendChild(attachBtn); form.appendChild(input); form.appendChild(sendBtn);
   panel.appendChild(header); panel.appendChild(log); panel.appendChild(chip); panel.appendChild(form);
-  wrap.appendChild(panel); wrap.appendChild(launcher);
+  wrap.appendChild(panel);
+  if (!PAGE) { wrap.appendChild(launcher); }
   root.appendChild(wrap);
 
   function scroll() { log.scrollTop = log.scrollHeight; }
@@ -136,6 +156,10 @@
       var li = el("li");
       var href = s.uri ? safeUrl(s.uri) : null;
       var label = s.title || s.uri || "";
+      var from = s.metadata && s.metadata.collection;
+      if (PAGE && from && state.session && state.session.course && from !== state.session.course) {
+        label += " (" + t.shared + from + ")";  // found in the platform's shared collections
+      }
       if (href) { li.appendChild(el("a", { href: href, target: "_blank", rel: "noopener noreferrer" }, label)); }
       else { li.textContent = label; }
       ol.appendChild(li);
@@ -144,7 +168,7 @@
     after.parentNode.appendChild(box); scroll();
   }
   function setBusy(busy) { state.busy = busy; sendBtn.disabled = busy || state.blocked; attachBtn.disabled = busy || state.blocked; }
-  function auth() { return { key: opts.key, token: opts.token || null, anon: anon }; }
+  function auth() { return PAGE ? { session: opts.session } : { key: opts.key, token: opts.token || null, anon: anon }; }
 
   function fill(template, values) {
     return template.replace(/\{(\w+)\}/g, function (m, k) { return values[k] !== undefined ? String(values[k]) : m; });
@@ -157,6 +181,7 @@
       var when = err.reset_at ? new Date(err.reset_at) : new Date(Date.now() + 1000 * (err.retry_after_s || 60));
       return { kind: "quota", text: t.quota + when.toLocaleString(opts.lang === "zh" ? "zh-CN" : "en") };
     }
+    if (PAGE && status === 401) { return { kind: "refused", text: t.expired }; }
     if (status === 401 || status === 403) { return { kind: "refused", text: t.refused + (err.message || status) }; }
     return { kind: "error", text: err.message || t.network };
   }
@@ -281,9 +306,12 @@
     if (!file || state.blocked) { return; }
     var n = notice(t.uploading, "info");
     var fd = new FormData();
-    fd.append("key", opts.key);
-    if (opts.token) { fd.append("token", opts.token); }
-    fd.append("anon", anon);
+    if (PAGE) { fd.append("session", opts.session); }
+    else {
+      fd.append("key", opts.key);
+      if (opts.token) { fd.append("token", opts.token); }
+      fd.append("anon", anon);
+    }
     fd.append("file", file, file.name || "image");
     setBusy(true);
     post("/widget/api/uploads", fd, true).then(function (resp) {
@@ -300,15 +328,16 @@
   function open() {
     panel.hidden = false; launcher.setAttribute("aria-expanded", "true"); wrap.classList.add("mw-open");
     if (!opened) { opened = true; startSession(); }
-    input.focus();
+    if (!PAGE) { input.focus(); }  // a page opens on load: focus there would scroll the platform's page
   }
   function close() {
+    if (PAGE) { return; }  // nothing to close it to
     panel.hidden = true; launcher.setAttribute("aria-expanded", "false"); wrap.classList.remove("mw-open");
     launcher.focus();
   }
   launcher.addEventListener("click", function () { if (panel.hidden) { open(); } else { close(); } });
   closeBtn.addEventListener("click", close);
-  panel.addEventListener("keydown", function (e) { if (e.key === "Escape") { e.preventDefault(); close(); } });
+  if (!PAGE) { panel.addEventListener("keydown", function (e) { if (e.key === "Escape") { e.preventDefault(); close(); } }); }
   form.addEventListener("submit", function (e) { e.preventDefault(); var v = input.value; input.value = ""; send(v); });
   input.addEventListener("keydown", function (e) {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); form.requestSubmit ? form.requestSubmit() : form.dispatchEvent(new Event("submit")); }
@@ -317,7 +346,11 @@
   fileInput.addEventListener("change", function () { upload(fileInput.files && fileInput.files[0]); });
   chipRemove.addEventListener("click", clearUpload);
 
-  function mount() { document.body.appendChild(host); }
+  function mount() {
+    if (!PAGE) { document.body.appendChild(host); return; }
+    (document.getElementById(opts.target) || document.body).appendChild(host);
+    open();  // the page is the chat: open at once, with the learner's history
+  }
   if (document.body) { mount(); } else { document.addEventListener("DOMContentLoaded", mount); }
   window.MentorlyWidget = { open: open, close: close };
 })();
