@@ -144,6 +144,10 @@ class LtiSettings(BaseModel):
                                      "published this long, for platforms that cached the old set")
     key_passphrase: SecretStr = Field(SecretStr(""), description="encrypts the tool's private keys "
                                       "in the database (empty: stored unencrypted)")
+    requests_per_minute_per_ip: int = Field(
+        600, ge=0, description="login, launch and deep-linking requests one client address (an IPv6 "
+        "/64) may make per minute, counted across replicas; more get a 429 page (0 = no limit). A "
+        "launch is two requests; a school behind one NAT address shares the limit")
 
 
 class AgentSettings(BaseModel):

@@ -65,7 +65,8 @@ def serve(home: str, port: int, platform: dict[str, str], database_url: str | No
     from mentorly_app.web import create_app
 
     settings = load_settings(home=Path(home), database_url=database_url, plugins=[], llm={"backend": "fake"},
-                             lti={"public_url": f"http://127.0.0.1:{port}"})
+                             # the flood guard on, with a limit no run reaches: its cost is measured
+                             lti={"public_url": f"http://127.0.0.1:{port}", "requests_per_minute_per_ip": 10**9})
     runtime = build_runtime(settings, backend=FakeBackend())
     app = create_app(runtime, with_ui=False)
     Platforms(runtime.db).add(tenant=TENANT, issuer=platform["issuer"], client_id=platform["client_id"],

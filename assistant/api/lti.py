@@ -7,7 +7,12 @@ composition root names (``lti_pages``): ``page.html`` (the launched chat), ``dee
 These are browser form posts from the platform, inside its iframe, so every answer is an HTML
 page, never the API's JSON error: a refusal says why and what to do, in the learner's language
 when the launch names it. The checks themselves are ``assistant.lti.launch``; each route does
-its database work in one worker thread."""
+its database work in one worker thread.
+
+Anyone may call these routes, so each first passes the flood guard (``assistant.lti.flood``):
+over ``[lti] requests_per_minute_per_ip`` a client address gets a 429 page with ``Retry-After``
+before its request is read, and the flood writes no state and (but for one row per address
+and minute) no audit rows."""
 
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from assistant import audit
 from assistant.api.lti_admin import tool_keys
-from assistant.errors import ConfigError, MentorlyError, NotFound, Unauthorized
+from assistant.errors import ConfigError, MentorlyError, NotFound, RateLimited, Unauthorized
 from assistant.lti.deep_linking import (
     AUTO_POST_POLICY,
     DeepLinkAnswer,
@@ -33,6 +38,7 @@ from assistant.lti.deep_linking import (
     build_answer,
     default_title,
 )
+from assistant.lti.flood import FloodGuard
 from assistant.lti.launch import (
     DEEP_LINKING_REQUEST,
     REASONS,
@@ -72,14 +78,26 @@ _TEXTS = {
            "请设置链接在课程中的显示方式：", "title_label": "标题", "text_label": "说明",
            "button": "添加到课程", "default_text": "就本课程的文档提问。"},
 }
+# the flood guard's page: (title, reason, action); {limit} and {seconds} are filled in
+_BUSY = {
+    "en": ("Too many requests from your network",
+           "More than {limit} requests to open this tool came from your network address in the last minute.",
+           "Wait {seconds} seconds, then open the tool again from your course."),
+    "zh": ("来自您网络的请求过多",
+           "过去一分钟内，来自您网络地址的打开本工具的请求超过 {limit} 次。",
+           "请等待 {seconds} 秒，然后从课程中重新打开本工具。"),
+}
 
 
 def install_lti(app: FastAPI, runtime: Runtime, *, pages: Path | None = None) -> None:
-    """The LTI routes and what they share on ``app.state``: ``lti_sessions``, ``lti_pages``
-    and ``lti_launcher`` (whose platform key sets are cached for the app's life)."""
+    """The LTI routes and what they share on ``app.state``: ``lti_sessions``, ``lti_pages``,
+    ``lti_launcher`` (whose platform key sets are cached for the app's life) and ``lti_flood``
+    (the per-address limit of the anonymous routes, counted where every replica sees it)."""
     app.state.lti_sessions = LtiSessions(runtime.db, runtime.settings.lti.session_ttl_s)
     app.state.lti_pages = pages
     app.state.lti_launcher = Launcher(runtime.db, runtime.settings)
+    app.state.lti_flood = FloodGuard.build(runtime.settings.lti.requests_per_minute_per_ip, db=runtime.db,
+                                           redis_url=runtime.settings.redis_url)
     app.include_router(router)
 
 
@@ -131,14 +149,23 @@ def page_headers(origins: tuple[str, ...] | None, policy: str) -> dict[str, str]
 
 
 def error_page(request: Request, exc: MentorlyError, *, locale: str | None = None) -> HTMLResponse:
-    """The page of a refusal (``LaunchRefused``) or a configuration error."""
+    """The page of a refusal (``LaunchRefused``), the flood guard's 429 (``RateLimited``, with
+    ``Retry-After``) or a configuration error."""
     lang = locale or _accept_language(request)
     texts = _TEXTS[lang]
+    headers = page_headers(None, ERROR_POLICY)
+    reason_text = exc.localized(lang)
     if isinstance(exc, LaunchRefused):
         reason = exc.reason
         title = reason.title_zh if lang == "zh" else reason.title
         action = reason.action_zh if lang == "zh" else reason.action
         code, status = exc.code, exc.status_code
+    elif isinstance(exc, RateLimited):
+        flood: FloodGuard = request.app.state.lti_flood
+        title, reason_text, action = (text.format(limit=flood.per_minute, seconds=exc.retry_after_s)
+                                      for text in _BUSY[lang])
+        code, status = exc.error_type, exc.status_code
+        headers["Retry-After"] = str(exc.retry_after_s)
     else:
         title, action = texts["config_title"], texts["config_action"]
         code, status = exc.error_type, exc.status_code
@@ -146,9 +173,9 @@ def error_page(request: Request, exc: MentorlyError, *, locale: str | None = Non
         template = load_template(request.app.state.lti_pages, "error.html")
     except ConfigError:
         template = _FALLBACK_ERROR
-    body = render(template, {"lang": lang, "title": title, "reason": exc.localized(lang), "action": action,
+    body = render(template, {"lang": lang, "title": title, "reason": reason_text, "action": action,
                              "code": code, "code_label": texts["code_label"]})
-    return HTMLResponse(body, status_code=status, headers=page_headers(None, ERROR_POLICY))
+    return HTMLResponse(body, status_code=status, headers=headers)
 
 
 def _accept_language(request: Request) -> str:
@@ -204,6 +231,13 @@ def _launcher(request: Request) -> Launcher:
     return launcher
 
 
+async def _flooded(request: Request, step: str) -> Response | None:
+    """The 429 page when the client's address is over its limit (nothing else is done for it)."""
+    guard: FloodGuard = request.app.state.lti_flood
+    refused = await guard.admit(request.client.host if request.client else None, step)
+    return error_page(request, refused) if refused is not None else None
+
+
 async def _refused_request(request: Request, exc: LaunchRefused, step: str) -> Response:
     """A refusal found before the launcher saw the request (an oversized body): audited here."""
     await anyio.to_thread.run_sync(lambda: record_refusal(_launcher(request).db, exc, step=step))
@@ -217,6 +251,8 @@ async def _refused_request(request: Request, exc: LaunchRefused, step: str) -> R
 async def lti_login(request: Request) -> Response:
     """OIDC third-party initiated login: store state and nonce, send the browser to the
     platform's auth endpoint (which posts the id_token to ``/lti/launch``)."""
+    if (busy := await _flooded(request, "login")) is not None:
+        return busy
     params = dict(request.query_params)
     if request.method == "POST":
         try:
@@ -237,6 +273,8 @@ async def lti_login(request: Request) -> Response:
 async def lti_launch(request: Request) -> Response:
     """The platform's form post: verify, then the chat page (a resource link) or the
     instructor's placement form (a deep-linking request)."""
+    if (busy := await _flooded(request, "launch")) is not None:
+        return busy
     try:
         form = await _form(request)
     except LaunchRefused as exc:
@@ -259,6 +297,8 @@ async def lti_launch(request: Request) -> Response:
 @router.get("/lti/launch", include_in_schema=False)
 async def lti_launch_opened(request: Request) -> Response:
     """Someone opened the launch URL directly (a bookmark, a reload of a redirect)."""
+    if (busy := await _flooded(request, "launch")) is not None:
+        return busy
     exc = LaunchRefused("bad_request", "This address is opened by your learning platform when you "
                         "open the tool from a course, not directly.",
                         "此地址由学习平台在您从课程中打开本工具时使用，不能直接访问。")
@@ -294,6 +334,8 @@ def _page_values(launched: Launched) -> dict[str, str]:
 async def lti_deep_link(request: Request) -> Response:
     """The instructor's placement: a signed ``LtiDeepLinkingResponse``, posted by the browser to
     the return URL the signed launch named (never one from this form)."""
+    if (busy := await _flooded(request, "deep_link")) is not None:
+        return busy
     try:
         form = await _form(request)
     except LaunchRefused as exc:
