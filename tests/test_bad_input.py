@@ -287,7 +287,7 @@ WIDGET_CASES: list[tuple[str, str, Any, str, int, str]] = [
     ("session-not-json", "/widget/api/session", b"{not json", SITE, 422, "not JSON"),
     ("session-key-type", "/widget/api/session", wbody(key=5), SITE, 422, "key: "),
     ("session-key-too-long", "/widget/api/session", wbody(key="k" * 65), SITE, 422, "key: at most 64 characters"),
-    ("session-no-key", "/widget/api/session", b"{}", SITE, 422, "key: required"),
+    ("session-no-key", "/widget/api/session", b"{}", SITE, 422, "the widget key (key) is missing"),
     ("session-over-limit", "/widget/api/session", wbody(key="k", pad="x" * 300_000), SITE, 413,
      "exceeded the limit of 262,144 bytes"),
     ("chat-long-message", "/widget/api/chat", wbody(key="k", message="m" * 100_001), SITE, 422,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, warm_router_cache
 
 PLUGIN = '''
 from assistant import ToolContext, ToolError, hookimpl, tool
@@ -32,8 +32,11 @@ def register_tools(register):
 
 @pytest.fixture(scope="module")
 def module_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Shared by the module's tests so the router's example embeddings are computed once."""
-    return tmp_path_factory.mktemp("cli-home")
+    """Shared by the module's tests so the router's example embeddings are computed once
+    (from the session's: ``warm_router_cache``; only the test plugin's examples are new)."""
+    home = tmp_path_factory.mktemp("cli-home")
+    warm_router_cache(home)
+    return home
 
 
 @pytest.fixture

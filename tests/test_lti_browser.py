@@ -56,11 +56,11 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, module_db_backend: str) -> Iterator[World]:
+def world(tmp_path_factory: pytest.TempPathFactory, module_db_backend_incidental: str) -> Iterator[World]:
     from tools.knowledge_search.service import knowledge_base
 
     home = tmp_path_factory.mktemp("lti-browser")
-    database_url = new_database_url(module_db_backend, home)
+    database_url = new_database_url(module_db_backend_incidental, home)
     runtime = build_runtime(load_settings(home=home, database_url=database_url, plugins=["tools.knowledge_search"],
                                           llm={"backend": "fake"}), backend=FakeBackend())
     server, app = serve(runtime)

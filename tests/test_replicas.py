@@ -25,6 +25,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.conftest import warm_router_cache
 from tests.support.live_api import free_port
 
 pytestmark = pytest.mark.timeout(900)
@@ -130,6 +131,8 @@ def cluster(pg_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     b = Replica("B", root / "home-b", free_port())
     a.home.mkdir()
     b.home.mkdir()
+    for r in (a, b):  # as after an earlier start: the router's example vectors are cached (see
+        warm_router_cache(r.home)  # tests/conftest.py; test_router.py covers a cold cache)
     # what compose's init service does, once: the schema, then the servers
     _cli({**env, "MENTORLY_HOME": str(a.home)}, "db", "upgrade")
     c = Cluster(db_url, shared, env, a, b)
@@ -290,7 +293,7 @@ def _big_document(paragraphs: int) -> bytes:
 
 def test_sigkill_during_an_ingest_on_a_leaves_b_serving_and_the_collection_clean(
         cluster: Cluster) -> None:
-    big = _big_document(450)
+    big = _big_document(150)  # seconds of embedding on A: killed well inside them
     outcome: dict[str, Any] = {}
 
     def upload() -> None:
@@ -312,7 +315,7 @@ def test_sigkill_during_an_ingest_on_a_leaves_b_serving_and_the_collection_clean
         time.sleep(0.05)
     else:
         raise AssertionError("the ingest on A never took the collection's lease")
-    time.sleep(0.3)  # into the embedding of the 450 sections
+    time.sleep(0.3)  # into the embedding of the 150 sections
     assert "response" not in outcome, "the ingest finished before A could be killed"
     assert cluster.a.proc is not None
     cluster.a.proc.send_signal(signal.SIGKILL)

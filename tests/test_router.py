@@ -25,7 +25,10 @@ from assistant.router_data import NONE_EXAMPLES_EN, NONE_EXAMPLES_ZH
 from assistant.tooling import Tool, make_tool
 from knowledge.embedders import Embedder, shared_embedder
 from mentorly_app import BUILTIN_PLUGINS, load_registry
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, warm_router_cache
+
+# the router's own cache is under test: new homes start without the session's vectors
+pytestmark = pytest.mark.cold_router_cache
 
 
 @tool(capability="image", examples=[
@@ -384,6 +387,10 @@ def test_routing_benchmark_runs_on_given_plugins(tmp_path: Path, capsys: pytest.
     ]
     data = tmp_path / "routing.jsonl"
     data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows[:5]) + "\n")
+    # the script under test, not the cache: a home whose router cache is warm (see conftest.py),
+    # so only this module's tools' examples are embedded
+    monkeypatch.setenv("MENTORLY_HOME", str(tmp_path / "home"))
+    warm_router_cache(tmp_path / "home")
     bench = _benchmark_module()
     assert bench.main([str(data), "--plugins", "tests.test_router", "--no-baseline", "--json"]) == 0
     out = capsys.readouterr().out

@@ -1,5 +1,8 @@
 """The widget in a real browser: Debian's headless Chromium driven by Playwright (no browser
-download), a Mentorly server on one port and host pages served from other origins (ports)."""
+download), a Mentorly server on one port and host pages served from other origins (ports).
+
+The server's database is incidental here (``module_db_url_incidental``): SQLite, and PostgreSQL
+as well in the whole-suite PostgreSQL mode (``make test-postgresql``)."""
 
 from __future__ import annotations
 
@@ -87,10 +90,10 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, module_db_url: str) -> Iterator[World]:
+def world(tmp_path_factory: pytest.TempPathFactory, module_db_url_incidental: str) -> Iterator[World]:
     backend = FakeBackend()
     runtime = make_runtime(tmp_path_factory.mktemp("widget-browser"), backend=backend, tools=True,
-                           database_url=module_db_url)
+                           database_url=module_db_url_incidental)
     server, app = serve(runtime)
     host = HostSite(tmp_path_factory.mktemp("host-site"))
     foreign = HostSite(tmp_path_factory.mktemp("foreign-site"))
@@ -317,7 +320,7 @@ def test_the_learners_history_follows_them_to_the_next_page(world: World, page: 
 
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory: pytest.TempPathFactory,
-                module_db_backend: str) -> Iterator[tuple[LiveServer, dict[str, str]]]:
+                module_db_backend_incidental: str) -> Iterator[tuple[LiveServer, dict[str, str]]]:
     """A server as ``make serve`` leaves it: the knowledge plugin with the demo handbook loaded
     (by what ``mentorly models prepare`` runs); the LLM is the scripted fake, as above. Yields
     the server and the environment of its ``mentorly`` commands (its home and database)."""
@@ -326,7 +329,7 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory,
     from tools.knowledge_search.demo import load_demo
 
     home = tmp_path_factory.mktemp("widget-demo")
-    database_url = new_database_url(module_db_backend, home)  # SQLite: the default file under home
+    database_url = new_database_url(module_db_backend_incidental, home)  # SQLite: the default file under home
     runtime = build_runtime(load_settings(home=home, database_url=database_url, plugins=["tools.knowledge_search"],
                                           llm={"backend": "fake"}), backend=FakeBackend())
     assert "ready for tenant" in load_demo(runtime.settings)
