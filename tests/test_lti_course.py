@@ -31,6 +31,7 @@ from assistant.storage.lti import LtiPlatform
 from assistant.storage.usage import UsageRecord
 from tests.support.api_tools import png
 from tests.support.live_api import LiveServer, assert_error, serve
+from tests.support.sse import done_of
 from tools.knowledge_search.service import knowledge_base
 
 UI = Path(__file__).resolve().parents[1] / "ui"
@@ -113,20 +114,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     server.stop()
 
 
-def events(text: str) -> list[tuple[str, dict[str, Any]]]:
-    """The SSE stream's (event, data) pairs."""
-    found = []
-    for chunk in text.split("\n\n"):
-        kind = re.search(r"^event: (\S+)$", chunk, re.M)
-        data = "".join(line[5:].strip() for line in chunk.splitlines() if line.startswith("data:"))
-        if kind and data:
-            found.append((kind.group(1), json.loads(data)))
-    return found
-
-
-def done_of(text: str) -> dict[str, Any]:
-    [done] = [data for kind, data in events(text) if kind == "done"]
-    return done
 
 
 # -- the chat ------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ from assistant.storage.rate_counts import RateCount
 from assistant.storage.usage import UsageRecord
 from tests.support.live_api import LiveServer, make_runtime, serve
 from tests.support.lti_platform import SimulatedPlatform
+from tests.support.sse import events
 
 TENANT = "school"
 SESSION_RE = re.compile(r"lti_[A-Za-z0-9_-]{43}")
@@ -58,16 +59,6 @@ FACT = "Zeiss dome"
 COURSE_C = ("astro-210", "Astronomy 210")
 COURSE_D = ("geo-101", "Geology 101")
 
-
-def events(text: str) -> list[tuple[str, dict[str, Any]]]:
-    """The SSE stream's (event, data) pairs."""
-    found = []
-    for chunk in text.split("\n\n"):
-        kind = re.search(r"^event: (\S+)$", chunk, re.M)
-        data = "".join(line[5:].strip() for line in chunk.splitlines() if line.startswith("data:"))
-        if kind and data:
-            found.append((kind.group(1), json.loads(data)))
-    return found
 
 
 def session_of(page: httpx.Response) -> str:
