@@ -123,6 +123,7 @@ class Agent:
         conversation_id: str | None = None,
         collection: str | None = None,
         fallback_collections: Sequence[str] | None = None,
+        course: str = "",
         history: Sequence[Message] | None = None,
         instructions: str = "",
     ) -> Generator[Event, None, None]:
@@ -131,12 +132,13 @@ class Agent:
         ``instructions`` (an OpenAI client's ``system`` messages) shape the tone and focus of
         generated text; they never change what is quoted, cited or refused.
         ``fallback_collections`` makes knowledge search course-first (``collection``, then
-        these; see ``ToolContext.fallback_collections``)."""
+        these; see ``ToolContext.fallback_collections``). ``course`` (an LTI course's collection)
+        tags a new conversation; one of another course is not continued."""
         message = self._check_message(message, files)
         turn_started = time.perf_counter()
         tenant = tenant or self.settings.default_tenant
         db_user = self.db.ensure_user(tenant, user)
-        conv = self.db.open_conversation(tenant, db_user, conversation_id, title=message[:80])
+        conv = self.db.open_conversation(tenant, db_user, conversation_id, title=message[:80], course=course)
         language = detect_language(message)
         history = self._history(conv.id) if history is None else self._given(history)
         context = ToolContext(tenant=tenant, user=db_user.external_id, files=list(files),

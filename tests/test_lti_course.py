@@ -147,6 +147,28 @@ def test_a_learners_chat_searches_the_course_and_is_metered_as_lti(env: Env) -> 
     assert [m["role"] for m in again["messages"]] == ["user", "assistant"]
 
 
+def test_a_learners_conversations_stay_with_their_course(env: Env) -> None:
+    """The same learner in two courses: each course's page restores that course's conversation,
+    and a conversation of one course is not continued from the other's page."""
+    other = env.make_course("hist-105", "History 105")
+    first = env.open(env.course, user="learner-two-courses")
+    env.backend.add("Welcome to physics.")
+    r = env.widget("/widget/api/chat", {"session": first, "message": "hello physics"})
+    assert r.status_code == 200, r.text
+    physics = done_of(r.text)["conversation_id"]
+    second = env.open(other, user="learner-two-courses")
+    assert env.widget("/widget/api/session", {"session": second}).json()["conversation_id"] is None
+    r = env.widget("/widget/api/chat", {"session": second, "message": "hello history",
+                                        "conversation_id": physics})
+    assert_error(r, 404, "not_found", physics)
+    env.backend.add("Welcome to history.")
+    r = env.widget("/widget/api/chat", {"session": second, "message": "hello history"})
+    history = done_of(r.text)["conversation_id"]
+    assert history != physics
+    assert env.widget("/widget/api/session", {"session": first}).json()["conversation_id"] == physics
+    assert env.widget("/widget/api/session", {"session": second}).json()["conversation_id"] == history
+
+
 def test_a_launched_page_uploads_an_image_with_its_session(env: Env) -> None:
     token = env.open(env.course, user="learner-upload")
     r = httpx.post(env.url + "/widget/api/uploads", data={"session": token},

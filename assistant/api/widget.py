@@ -147,27 +147,30 @@ async def _learner(request: Request, auth: WidgetAuth) -> Learner:
 async def widget_session(request: Request) -> Response:
     """Checks the key, origin and token when the panel opens; says who the learner is."""
     try:
-        learner = await _learner(request, await _json_body(request, WidgetAuth))
+        asker = await _asker(request, await _json_body(request, WidgetAuth))
     except MentorlyError as exc:
         return _error(request, exc)
     runtime: Runtime = request.app.state.runtime
+    learner = asker.learner
     conversation_id, messages = (None, []) if learner.anonymous else \
-        await anyio.to_thread.run_sync(_latest_conversation, runtime, learner)
+        await anyio.to_thread.run_sync(_latest_conversation, runtime, learner, asker.course)
     return JSONResponse({"tenant": learner.tenant, "anonymous": learner.anonymous,
                          "name": learner.display_name, "course": learner.course,
                          "conversation_id": conversation_id, "messages": messages}, headers=_cors(request))
 
 
-def _latest_conversation(runtime: Runtime, learner: Learner, limit: int = 20) -> tuple[str | None, list[Any]]:
+def _latest_conversation(runtime: Runtime, learner: Learner, course: str = "",
+                         limit: int = 20) -> tuple[str | None, list[Any]]:
     """The signed-in learner's most recent conversation (its last ``limit`` messages), so the
-    history follows the learner from page to page."""
+    history follows the learner from page to page; in an LTI course, that course's."""
     with runtime.db.session() as s:
         user = s.scalar(select(User).where(User.tenant_id == learner.tenant,
                                            User.external_id == learner.external_id))
         if user is None:
             return None, []
         conv = s.scalar(select(Conversation).where(Conversation.tenant_id == learner.tenant,
-                                                   Conversation.user_id == user.id)
+                                                   Conversation.user_id == user.id,
+                                                   Conversation.course == course)
                         .order_by(Conversation.updated_at.desc()).limit(1))
         if conv is None:
             return None, []
@@ -200,7 +203,8 @@ async def widget_chat(request: Request) -> Response:
     async def start() -> TurnRun:
         gen = attributed(runtime.agent.run(body.message, files=files, user=learner.external_id,
                                            tenant=learner.tenant, conversation_id=body.conversation_id,
-                                           collection=collection, fallback_collections=fallbacks),
+                                           collection=collection, fallback_collections=fallbacks,
+                                           course=asker.course),
                          learner.key, asker.surface, course=asker.course)
         turn = await begin_turn(runtime, request.app.state.metrics, asker.surface, ticket, gen)
         if turn.first is _END:

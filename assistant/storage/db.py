@@ -145,14 +145,17 @@ class Database:
             return conv
 
     def open_conversation(self, tenant: str, user: User, conversation_id: str | None,
-                          title: str) -> Conversation:
+                          title: str, course: str = "") -> Conversation:
+        """The user's conversation, or a new one; ``course`` (an LTI course's collection, else
+        "") is where it happens: a conversation of another course is not continued here."""
         if conversation_id:
             conv = self.get_conversation(tenant, conversation_id)
-            if conv.user_id != user.id:
+            if conv.user_id != user.id or (conv.course or "") != course:
                 raise NotFound(f"no conversation {conversation_id!r}")
             return conv
         with self.session() as s:
-            conv = Conversation(tenant_id=tenant, user_id=user.id, title=without_nul(title)[:200])
+            conv = Conversation(tenant_id=tenant, user_id=user.id, title=without_nul(title)[:200],
+                                course=course[:100])
             s.add(conv)
             return conv
 

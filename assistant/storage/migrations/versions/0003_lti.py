@@ -1,7 +1,8 @@
 """LTI 1.3 platforms, keys, logins, courses and sessions; usage per course.
 
 Registered platforms, the tool's signing keys, pending logins, courses and launch sessions;
-``usage.course`` and ``usage.launches`` meter use per course. Idempotent like the baseline (a process of
+``usage.course`` and ``usage.launches`` meter use per course; ``conversations.course`` keeps a
+learner's conversations of one course apart from another's. Idempotent like the baseline (a process of
 this version may have created the tables with ``create_all`` before the upgrade ran).
 
 Revision ID: 0003_lti
@@ -27,6 +28,18 @@ def _created(name: str) -> sa.Column[Any]:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=False)
 
 
+def _add_columns(table: str, columns: list[sa.Column[Any]]) -> None:
+    """NOT NULL columns: a server default fills the existing rows, then goes (the models have none)."""
+    if not columns:
+        return
+    with op.batch_alter_table(table) as batch:
+        for column in columns:
+            batch.add_column(column)
+    with op.batch_alter_table(table) as batch:
+        for column in columns:
+            batch.alter_column(column.name, server_default=None)
+
+
 def upgrade() -> None:
     inspector = sa.inspect(op.get_bind())
     existing = set(inspector.get_table_names())
@@ -34,13 +47,10 @@ def upgrade() -> None:
     wanted = (sa.Column("course", sa.String(100), nullable=False, server_default=""),
               sa.Column("launches", sa.Integer(), nullable=False, server_default="0"))
     new_columns = [column for column in wanted if column.name not in usage_columns]
-    if new_columns:
-        with op.batch_alter_table("usage") as batch:
-            for column in new_columns:
-                batch.add_column(column)
-        with op.batch_alter_table("usage") as batch:  # the defaults only filled the existing rows
-            for column in new_columns:
-                batch.alter_column(column.name, server_default=None)
+    _add_columns("usage", new_columns)
+    if "course" not in {c["name"] for c in inspector.get_columns("conversations")}:
+        _add_columns("conversations",
+                     [sa.Column("course", sa.String(100), nullable=False, server_default="")])
     if "lti_platforms" not in existing:
         op.create_table(
             "lti_platforms",
@@ -126,6 +136,8 @@ def downgrade() -> None:
     for name in TABLES:
         if name in existing:
             op.drop_table(name)
+    with op.batch_alter_table("conversations") as batch:
+        batch.drop_column("course")
     with op.batch_alter_table("usage") as batch:
         batch.drop_column("launches")
         batch.drop_column("course")
