@@ -14,7 +14,6 @@ real. No cookie is set by the tool at any step."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,14 +26,11 @@ from assistant.lti.courses import course_collection
 from assistant.runtime import build_runtime
 from assistant.storage.usage import UsageRecord
 from tests.conftest import new_database_url
+from tests.support.chromium import chromium, needs_chromium
 from tests.support.live_api import LiveServer, serve
 from tests.support.lti_platform import SimulatedPlatform
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
-                                "(apt-get install -y chromium)")
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--no-first-run"]
+pytestmark = needs_chromium
 TENANT = "school"
 COURSE = ("alg-1", "Algebra I")
 COURSE_DOC = """# Algebra I course guide
@@ -82,12 +78,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, module_db_backend_incidental
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture

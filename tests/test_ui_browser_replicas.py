@@ -26,14 +26,11 @@ from starlette.routing import Route
 from assistant.config import load_settings
 from assistant.llm.fake import FakeBackend
 from assistant.runtime import Runtime, build_runtime
+from tests.support.chromium import chromium, needs_chromium
 from tests.support.live_api import LiveServer
 from ui.app import build_ui, mount_ui
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at "
-                                "/usr/bin/chromium (apt-get install -y chromium)")
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--no-first-run"]
+pytestmark = needs_chromium
 _HOP = {"connection", "keep-alive", "transfer-encoding", "upgrade", "content-length"}
 
 
@@ -98,7 +95,7 @@ def _replica(home: Path, db_url: str, shared: Path, name: str) -> tuple[Runtime,
 def test_the_second_message_on_another_replica_continues_the_conversation(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from fastapi import FastAPI
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)
     db_url = f"sqlite:///{tmp_path / 'shared.db'}"
@@ -109,9 +106,7 @@ def test_the_second_message_on_another_replica_continues_the_conversation(
     balancer = NoStickyBalancer([server.url for server in servers])
     front = LiveServer(balancer.app).start()
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS,
-                                        headless=True)
+        with chromium() as browser:
             page = browser.new_page()
             page.goto(f"{front.url}/ui/")
             chat = page.locator("#mentorly-chatbot")
@@ -128,7 +123,6 @@ def test_the_second_message_on_another_replica_continues_the_conversation(
             expect(chat).not_to_contain_text("What did I ask?")
             chat.get_by_role("button", name=re.compile(r"^Select example 1")).click()
             expect(chat).to_contain_text("saw 0 earlier messages.", timeout=30_000)
-            browser.close()
     finally:
         front.stop()
         for server in servers:

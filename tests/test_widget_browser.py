@@ -32,13 +32,10 @@ from assistant.storage import Conversation, User
 from assistant.storage.usage import UsageRecord
 from tests.conftest import REPO_ROOT, new_database_url
 from tests.support.api_tools import png
+from tests.support.chromium import chromium, needs_chromium
 from tests.support.live_api import LiveServer, free_port, make_runtime, serve
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
-                                "(apt-get install -y chromium)")
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--no-first-run"]
+pytestmark = needs_chromium
 TENANT = "school"
 
 
@@ -106,12 +103,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, module_db_url_incidental: st
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
