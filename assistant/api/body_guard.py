@@ -13,7 +13,7 @@ Refusals have the API's one error shape; the widget's CORS headers are added fur
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from fastapi import HTTPException
 from starlette.datastructures import Headers
@@ -73,7 +73,7 @@ class BodyGuard:
         if mode is not None:
             await self._json(scope, receive, send, lines=mode == "lines")
         elif media == "multipart/form-data" and path in self.upload_limits:
-            await self.app(scope, _counted(receive, self.upload_limits[path]), send)
+            await self.app(scope, counted_receive(receive, self.upload_limits[path]), send)
         else:
             await self.app(scope, receive, send)
 
@@ -122,8 +122,10 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-def _counted(receive: Receive, limit: int) -> Receive:
-    """``receive`` that raises ``BodyTooLarge`` once the body passes ``limit`` plus the slack."""
+def counted_receive(receive: Receive, limit: int,
+                    too_large: Callable[[str], Exception] = BodyTooLarge) -> Receive:
+    """``receive`` that raises ``too_large(message)`` once the body passes a file of ``limit``
+    bytes plus the multipart slack, as it streams (a chunked upload is stopped there)."""
     total = 0
 
     async def counted() -> Message:
@@ -132,7 +134,7 @@ def _counted(receive: Receive, limit: int) -> Receive:
         if message["type"] == "http.request":
             total += len(message.get("body", b""))
             if total > limit + UPLOAD_SLACK:
-                raise BodyTooLarge(f"the upload exceeded the limit of {size_text(limit)}")
+                raise too_large(f"the upload exceeded the limit of {size_text(limit)}")
         return message
 
     return counted

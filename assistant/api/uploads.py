@@ -8,20 +8,19 @@ import anyio
 from fastapi import APIRouter, Depends, File, Request, UploadFile
 
 from assistant.api.auth import ChatKey, RuntimeDep
-from assistant.api.body_guard import size_text
+from assistant.api.body_guard import UPLOAD_SLACK, size_text
 from assistant.api.schemas import ERROR_RESPONSES, ErrorResponse, UploadInfo
 from assistant.errors import InvalidInput, PayloadTooLarge
 
 router = APIRouter(tags=["uploads"])
 _FILE_DOC = "a PNG, JPEG, GIF, WEBP, BMP or TIFF image"
-_MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file
 
 
 async def _refuse_oversized_body(request: Request) -> None:
     """Refuse by Content-Length (a body without one is stopped by ``BodyGuard`` as it streams)."""
     limit = request.app.state.runtime.settings.uploads.max_bytes
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit + _MULTIPART_SLACK:
+    if length is not None and length.isdigit() and int(length) > limit + UPLOAD_SLACK:
         raise PayloadTooLarge(f"the upload is {int(length):,} bytes, over the limit of {limit:,}")
 
 

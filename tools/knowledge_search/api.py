@@ -27,11 +27,10 @@ from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, UploadFil
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile as FormFile
-from starlette.types import Message, Receive
 
 from assistant import audit
 from assistant.api import require
-from assistant.api.body_guard import size_text
+from assistant.api.body_guard import UPLOAD_SLACK, counted_receive, size_text
 from assistant.api.lti_course import InstructorSession
 from assistant.api.schemas import ERROR_RESPONSES, ErrorResponse
 from assistant.api.uploads import read_upload
@@ -46,7 +45,6 @@ from .settings import knowledge_settings
 from .tool import MAX_QUERY_CHARS
 
 COLLECTION_PATTERN = r"^[\w][\w.-]{0,99}$"
-_MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file
 UPLOAD_DOC = f"a document: {', '.join(SUFFIXES)} (the name, without folders, becomes its id)"
 _CONTROL = re.compile(r"[\x00-\x1f]")
 _FILENAME_BAD = re.compile(r"[\x00-\x1f\\/]")
@@ -186,7 +184,7 @@ async def refuse_oversized_body(request: Request) -> None:
     """Refuse by Content-Length before the multipart body is parsed and spooled."""
     limit = max_upload_bytes(request.app.state.runtime)
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit + _MULTIPART_SLACK:
+    if length is not None and length.isdigit() and int(length) > limit + UPLOAD_SLACK:
         raise PayloadTooLarge(f"the upload is {int(length):,} bytes, over the limit of {limit:,}")
 
 
@@ -322,34 +320,16 @@ def _course_status(runtime: Any, tenant: str, collection: str) -> dict[str, Any]
             "recovered": result["recovered"]}
 
 
-def _capped(receive: Receive, limit: int) -> Receive:
-    """``receive`` that refuses (413) a body growing past a file of ``limit`` bytes (and the
-    multipart framing around it) as it streams: a chunked upload (no Content-Length) is stopped
-    there instead of being spooled whole. (``BodyGuard`` does this for the routes under ``/api/``;
-    ``/lti/`` is outside its paths.)"""
-    total = 0
-
-    async def capped() -> Message:
-        nonlocal total
-        message = await receive()
-        if message["type"] == "http.request":
-            total += len(message.get("body", b""))
-            if total > limit + _MULTIPART_SLACK:
-                raise PayloadTooLarge(f"the upload exceeded the limit of {size_text(limit)}")
-        return message
-
-    return capped
-
-
 async def _one_file(request: Request, limit: int) -> tuple[str, bytes]:
     """The multipart body's ``file`` (name, bytes), parsed only now: after the session was
     checked, so nobody else's upload is ever read or spooled."""
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit + _MULTIPART_SLACK:
+    if length is not None and length.isdigit() and int(length) > limit + UPLOAD_SLACK:
         raise PayloadTooLarge(f"the upload is {int(length):,} bytes, over the limit of {limit:,}")
     if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         raise InvalidInput("send the document as multipart/form-data in the field 'file'")
-    body = Request(request.scope, _capped(request.receive, limit))
+    # counted as it streams (``BodyGuard`` does this for /api/ routes; /lti/ is outside its paths)
+    body = Request(request.scope, counted_receive(request.receive, limit, PayloadTooLarge))
     async with body.form(max_files=1, max_fields=4) as form:
         file = form.get("file")
         if not isinstance(file, FormFile):
